@@ -1,0 +1,3 @@
+from sweeps.cli import app
+
+app(prog_name="sweeps")

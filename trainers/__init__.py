@@ -1,0 +1,20 @@
+"""PyTorch trainers for the reports' experiments. Knows torch and torchvision, not Ray.
+
+A trainer is `train(config, dataset=None, report=None) -> final metrics`: a plain function
+of a config mapping that calls `report(metrics)` once per epoch.
+"""
+
+from trainers.config import DEFAULTS, ConfigError, TrainConfig
+from trainers.data import DATA_DIR_ENV, DataNotFoundError, Dataset, load_dataset
+from trainers.train import train
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "DEFAULTS",
+    "ConfigError",
+    "DataNotFoundError",
+    "Dataset",
+    "TrainConfig",
+    "load_dataset",
+    "train",
+]

@@ -1,0 +1,155 @@
+"""The training config: one plain mapping, validated into a frozen dataclass before any work.
+
+Every key, its default and its meaning live in `DEFAULTS` below, so the config saved
+with a run is self-explanatory. Errors name the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+DATASETS = ("mnist", "fashion_mnist", "digits")
+MODELS = ("mlp", "cnn1", "cnn2", "cnn3")
+ACTIVATIONS = (
+    "sigmoid", "relu", "tanh", "leaky_relu", "selu", "elu", "exponential", "linear", "softmax",
+)
+OPTIMIZERS = ("sgd", "adam")
+# Keras names. Both cross-entropies are the same loss here: labels are integers either way.
+LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "mse")
+LOSS_ALIASES = {"mean_squared_error": "mse", "cross_entropy": "categorical_crossentropy"}
+INITIALIZERS = ("glorot_uniform", "he_uniform")
+DEVICES = ("auto", "cpu", "cuda")
+# Keras' default learning rates, used when `lr` is not given.
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "mnist",          # mnist | fashion_mnist | digits (8x8, ships with scikit-learn)
+    "model": "mlp",              # mlp | cnn1 | cnn2 | cnn3 (EXPERIMENTS.md)
+    "hidden": [64],              # mlp: widths of the hidden Dense layers
+    "activation": "sigmoid",     # mlp: activation of every hidden layer
+    "kernel_initializer": "glorot_uniform",  # mlp hidden layers; Keras' default
+    "optimizer": "sgd",          # sgd (plain, no momentum) | adam (Keras defaults, eps 1e-7)
+    "lr": None,                  # None: Keras' default for the optimizer (sgd 0.01, adam 0.001)
+    "loss": "categorical_crossentropy",  # or mse, on the softmax output vs one-hot
+    "batch_size": 64,
+    "epochs": 20,
+    "validation_split": 0.0,     # 0: validate on the test set (report A); 0.1: hold out 10% (B)
+    "seed": 0,                   # weights, the held-out split and the batch order
+    "shuffle": True,             # a fresh seeded permutation of the training split every epoch
+    "device": "auto",            # auto: CUDA when visible, else CPU
+    "threads": None,             # CPU threads; None: OMP_NUM_THREADS, else the CPUs we may use
+    "data_dir": None,            # None: SWEEPS_DATA_DIR, else ~/.cache/sweeps/data
+    "download": True,            # fetch MNIST/Fashion-MNIST when absent (needs the internet)
+}
+
+
+class ConfigError(ValueError):
+    """A config key has a bad value; the message names the key and the value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    dataset: str
+    model: str
+    hidden: tuple[int, ...]
+    activation: str
+    kernel_initializer: str
+    optimizer: str
+    lr: float
+    loss: str
+    batch_size: int
+    epochs: int
+    validation_split: float
+    seed: int
+    shuffle: bool
+    device: str
+    threads: int | None
+    data_dir: str | None
+    download: bool
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> TrainConfig:
+        unknown = sorted(set(config) - set(DEFAULTS))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {unknown[0]!r}; known keys: {', '.join(DEFAULTS)}"
+            )
+        merged = {**DEFAULTS, **config}
+        optimizer = _choice(merged, "optimizer", OPTIMIZERS)
+        loss = LOSS_ALIASES.get(merged["loss"], merged["loss"])
+        lr = DEFAULT_LR[optimizer] if merged["lr"] is None else _number(merged, "lr")
+        if lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {merged['lr']!r}")
+        split = _number(merged, "validation_split")
+        if not 0.0 <= split < 1.0:
+            raise ConfigError(f"validation_split must be in [0, 1), got {split!r}")
+        threads = merged["threads"]
+        if threads is not None:
+            threads = _integer(merged, "threads", minimum=1)
+        return cls(
+            dataset=_choice(merged, "dataset", DATASETS),
+            model=_choice(merged, "model", MODELS),
+            hidden=_widths(merged["hidden"]),
+            activation=_choice(merged, "activation", ACTIVATIONS),
+            kernel_initializer=_choice(merged, "kernel_initializer", INITIALIZERS),
+            optimizer=optimizer,
+            lr=lr,
+            loss=_choice({**merged, "loss": loss}, "loss", LOSSES),
+            batch_size=_integer(merged, "batch_size", minimum=1),
+            epochs=_integer(merged, "epochs", minimum=1),
+            validation_split=split,
+            seed=_integer(merged, "seed", minimum=0),
+            shuffle=_boolean(merged, "shuffle"),
+            device=_choice(merged, "device", DEVICES),
+            threads=threads,
+            data_dir=None if merged["data_dir"] is None else str(merged["data_dir"]),
+            download=_boolean(merged, "download"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        resolved = dataclasses.asdict(self)
+        resolved["hidden"] = list(self.hidden)
+        return resolved
+
+
+def _choice(config: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = config[key]
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _integer(config: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def _number(config: Mapping[str, Any], key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _boolean(config: Mapping[str, Any], key: str) -> bool:
+    value = config[key]
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _widths(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"hidden must be a list of layer widths, got {value!r}")
+    for width in value:
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ConfigError(f"hidden widths must be integers >= 1, got {width!r} in {value!r}")
+    return tuple(value)

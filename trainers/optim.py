@@ -1,0 +1,65 @@
+"""Keras' SGD and Adam over lists of tensors, with gradients passed in.
+
+Written with torch's multi-tensor (`_foreach`) ops: one kernel launch per op for all the
+parameters, which matters when a step is launch-bound. Adam follows Keras' form, whose
+epsilon is added to sqrt(v) before the bias correction folded into the step size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class SGD:
+    """Plain SGD, Keras' default: no momentum, no weight decay."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
+        self.params = params
+        self.lr = lr
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        torch._foreach_add_(self.params, grads, alpha=-self.lr)
+
+
+class Adam:
+    """Keras' Adam: beta_1 0.9, beta_2 0.999, epsilon 1e-7, no amsgrad."""
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: float,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ) -> None:
+        self.params = params
+        self.lr = lr
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.iterations = 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        self.iterations += 1
+        t = self.iterations
+        step_size = self.lr * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        torch._foreach_lerp_(self.m, grads, 1 - self.beta_1)
+        torch._foreach_mul_(self.v, self.beta_2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - self.beta_2)
+        denominator = torch._foreach_sqrt(self.v)
+        torch._foreach_add_(denominator, self.epsilon)
+        torch._foreach_addcdiv_(self.params, self.m, denominator, value=-step_size)
+
+
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> SGD | Adam:
+    if name == "sgd":
+        return SGD(params, lr)
+    if name == "adam":
+        return Adam(params, lr)
+    raise ValueError(f"optimizer must be sgd or adam, got {name!r}")

@@ -1,0 +1,176 @@
+"""`train(config, dataset, report)`: one model, Keras' fit() semantics, reported per epoch.
+
+The whole training split lives on the device as one float tensor. Each epoch gathers it
+once into a seeded permutation, so a batch is a contiguous slice (no DataLoader, no copy
+per step), and the step writes its logits into an epoch-long buffer: the training loss
+and accuracy, Keras' running means over the epoch's batches, are computed from that
+buffer once per epoch, so the step loop never waits on the device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainers.config import ConfigError, TrainConfig
+from trainers.data import NUM_CLASSES, Dataset, Split, load_dataset, make_splits
+from trainers.losses import per_sample_loss
+from trainers.models import Model, build_model, parameter_count
+from trainers.optim import make_optimizer
+
+Report = Callable[[dict[str, Any]], None]
+EVAL_CHUNK = 2048  # rows per forward pass when evaluating: bounds CNN activation memory
+
+
+def train(
+    config: Mapping[str, Any], dataset: Dataset | None = None, report: Report | None = None
+) -> dict[str, Any]:
+    """Train one model as `config` says and return its final metrics.
+
+    `dataset` is loaded from the config's data root when not given (a sweep passes the
+    one the driver loaded). `report` is called after every epoch with `epoch` (1-based),
+    `loss`, `accuracy`, `val_loss`, `val_accuracy` and `epoch_time_s`. Bad config raises
+    ConfigError before any work.
+    """
+    cfg = TrainConfig.from_dict(config)
+    device = resolve_device(cfg.device)
+    torch.set_num_threads(resolve_threads(cfg.threads))
+    if dataset is None:
+        dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
+    elif dataset.name != cfg.dataset:
+        raise ConfigError(f"dataset is {cfg.dataset!r} but the data given is {dataset.name!r}")
+    train_count = math.ceil(len(dataset.train_labels) * (1 - cfg.validation_split))
+    if cfg.batch_size > train_count:
+        raise ConfigError(
+            f"batch_size must be <= the training split ({train_count} {cfg.dataset} images),"
+            f" got {cfg.batch_size}"
+        )
+    weights_seed, order_seed = _seeds(cfg.seed)
+    try:
+        model = build_model(
+            cfg.model, dataset.image_shape, cfg.hidden, cfg.activation, cfg.kernel_initializer,
+            torch.Generator().manual_seed(weights_seed), device,
+        )
+    except ValueError as error:
+        raise ConfigError(f"model {cfg.model!r} does not fit {cfg.dataset!r}: {error}") from error
+    splits = make_splits(dataset, cfg.validation_split, cfg.seed, device)
+    optimizer = make_optimizer(cfg.optimizer, model.params, cfg.lr)
+    order_generator = torch.Generator().manual_seed(order_seed)
+
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    predictions = torch.empty(0, dtype=torch.long)
+    for epoch in range(1, cfg.epochs + 1):
+        epoch_started = time.perf_counter()
+        order = torch.randperm(len(splits.train), generator=order_generator) if cfg.shuffle else None
+        loss, accuracy = _train_epoch(model, optimizer.step, splits.train, order, cfg)
+        val_loss, val_accuracy, predictions = evaluate(model, splits.validation, cfg.loss)
+        values = torch.stack([loss, accuracy, val_loss, val_accuracy]).tolist()  # one sync
+        metrics = {
+            "epoch": epoch,
+            **dict(zip(("loss", "accuracy", "val_loss", "val_accuracy"), values, strict=True)),
+            "epoch_time_s": time.perf_counter() - epoch_started,
+        }
+        if report is not None:
+            report(metrics)
+    train_time_s = time.perf_counter() - started
+
+    if splits.test is splits.validation:
+        test_loss, test_accuracy = metrics["val_loss"], metrics["val_accuracy"]
+    else:
+        test_loss, test_accuracy = (float(v) for v in evaluate(model, splits.test, cfg.loss)[:2])
+    confusion = torch.bincount(
+        splits.validation.labels * NUM_CLASSES + predictions, minlength=NUM_CLASSES**2
+    )
+    return {
+        **metrics,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "confusion": confusion.view(NUM_CLASSES, NUM_CLASSES).tolist(),  # true x predicted
+        "train_time_s": train_time_s,
+        "epochs_completed": cfg.epochs,
+        "params": parameter_count(model),
+        "device": device.type,
+        "device_name": device_name(device),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _train_epoch(
+    model: Model,
+    step: Callable[[list[torch.Tensor]], None],
+    split: Split,
+    order: torch.Tensor | None,
+    cfg: TrainConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over `split` in `order`; the epoch's mean loss and accuracy (on device)."""
+    x, labels = model.inputs(split.images), split.labels
+    if order is not None:
+        order = order.to(x.device)
+        x, labels = x[order], labels[order]
+    one_hot = F.one_hot(labels, NUM_CLASSES).to(x.dtype)
+    logits = torch.empty(len(labels), NUM_CLASSES, device=x.device)
+    batch_size, loss = cfg.batch_size, cfg.loss
+    for start in range(0, len(labels), batch_size):
+        stop = start + batch_size
+        step(model.gradients(x[start:stop], one_hot[start:stop], logits[start:stop], loss))
+    return _loss_and_accuracy(logits, labels, loss)
+
+
+def evaluate(
+    model: Model, split: Split, loss: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean loss, accuracy and the predicted classes on `split`, left on the device."""
+    x = model.inputs(split.images)
+    logits = torch.cat([model.forward(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
+    return (*_loss_and_accuracy(logits, split.labels, loss), logits.argmax(1))
+
+
+def _loss_and_accuracy(
+    logits: torch.Tensor, labels: torch.Tensor, loss: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        mean_loss = per_sample_loss(loss, logits, labels).mean()
+        accuracy = (logits.argmax(1) == labels).float().mean()
+    return mean_loss, accuracy
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device is 'cuda' but no CUDA device is visible")
+    return torch.device(name)
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The CPU threads to use: as configured, else OMP_NUM_THREADS (Ray sets it to the
+    trial's CPUs), else every CPU this process may run on."""
+    if threads is not None:
+        return threads
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]):
+        return int(os.environ["OMP_NUM_THREADS"])
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _seeds(seed: int) -> tuple[int, int]:
+    """Independent streams for the initial weights and the batch order. Keeping the order
+    apart from the weights means configs that share a seed see the same batches."""
+    weights, order = np.random.SeedSequence(seed).spawn(2)
+    return int(weights.generate_state(1)[0]), int(order.generate_state(1)[0])
