@@ -115,6 +115,7 @@ def summary_table(result: dict[str, Any]) -> Table:
         table.add_row(key, f"{result[key]:.4f}")
     table.add_row("params", f"{result['params']:,}")
     table.add_row("train_time_s", f"{result['train_time_s']:.2f}")
-    table.add_row("device", f"{result['device']} ({result['device_name']}, "
-                  f"{result['threads']} threads)")
+    table.add_row(
+        "device", f"{result['device']} ({result['device_name']}, {result['threads']} threads)"
+    )
     return table

@@ -13,7 +13,15 @@ from typing import Any
 DATASETS = ("mnist", "fashion_mnist", "digits")
 MODELS = ("mlp", "cnn1", "cnn2", "cnn3")
 ACTIVATIONS = (
-    "sigmoid", "relu", "tanh", "leaky_relu", "selu", "elu", "exponential", "linear", "softmax",
+    "sigmoid",
+    "relu",
+    "tanh",
+    "leaky_relu",
+    "selu",
+    "elu",
+    "exponential",
+    "linear",
+    "softmax",
 )
 OPTIMIZERS = ("sgd", "adam")
 # Keras names. Both cross-entropies are the same loss here: labels are integers either way.
@@ -25,23 +33,23 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
 
 DEFAULTS: dict[str, Any] = {
-    "dataset": "mnist",          # mnist | fashion_mnist | digits (8x8, ships with scikit-learn)
-    "model": "mlp",              # mlp | cnn1 | cnn2 | cnn3 (EXPERIMENTS.md)
-    "hidden": [64],              # mlp: widths of the hidden Dense layers
-    "activation": "sigmoid",     # mlp: activation of every hidden layer
+    "dataset": "mnist",  # mnist | fashion_mnist | digits (8x8, ships with scikit-learn)
+    "model": "mlp",  # mlp | cnn1 | cnn2 | cnn3 (EXPERIMENTS.md)
+    "hidden": [64],  # mlp: widths of the hidden Dense layers
+    "activation": "sigmoid",  # mlp: activation of every hidden layer
     "kernel_initializer": "glorot_uniform",  # mlp hidden layers; Keras' default
-    "optimizer": "sgd",          # sgd (plain, no momentum) | adam (Keras defaults, eps 1e-7)
-    "lr": None,                  # None: Keras' default for the optimizer (sgd 0.01, adam 0.001)
+    "optimizer": "sgd",  # sgd (plain, no momentum) | adam (Keras defaults, eps 1e-7)
+    "lr": None,  # None: Keras' default for the optimizer (sgd 0.01, adam 0.001)
     "loss": "categorical_crossentropy",  # or mse, on the softmax output vs one-hot
     "batch_size": 64,
     "epochs": 20,
-    "validation_split": 0.0,     # 0: validate on the test set (report A); 0.1: hold out 10% (B)
-    "seed": 0,                   # weights, the held-out split and the batch order
-    "shuffle": True,             # a fresh seeded permutation of the training split every epoch
-    "device": "auto",            # auto: CUDA when visible, else CPU
-    "threads": None,             # CPU threads; None: OMP_NUM_THREADS, else the CPUs we may use
-    "data_dir": None,            # None: SWEEPS_DATA_DIR, else ~/.cache/sweeps/data
-    "download": True,            # fetch MNIST/Fashion-MNIST when absent (needs the internet)
+    "validation_split": 0.0,  # 0: validate on the test set (report A); 0.1: hold out 10% (B)
+    "seed": 0,  # weights, the held-out split and the batch order
+    "shuffle": True,  # a fresh seeded permutation of the training split every epoch
+    "device": "auto",  # auto: CUDA when visible, else CPU
+    "threads": None,  # CPU threads; None: OMP_NUM_THREADS, else the CPUs we may use
+    "data_dir": None,  # None: SWEEPS_DATA_DIR, else ~/.cache/sweeps/data
+    "download": True,  # fetch MNIST/Fashion-MNIST when absent (needs the internet)
 }
 
 

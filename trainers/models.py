@@ -12,6 +12,7 @@ the training loop needs.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Protocol
 
@@ -68,7 +69,7 @@ class MLP:
         sizes = [in_features, *hidden, NUM_CLASSES]
         self.weights: list[torch.Tensor] = []
         self.biases: list[torch.Tensor] = []
-        for index, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
             # The output layer keeps Keras' default whatever the hidden layers use.
             init = initializer if index < len(hidden) else "glorot_uniform"
             weight = keras_uniform(init, (fan_in, fan_out), fan_in, fan_out, generator)
@@ -114,8 +115,9 @@ class MLP:
             inputs = layer_inputs[i]
             # beta=0 overwrites the buffer; alpha folds in the batch mean.
             torch.addmm(grads[2 * i], inputs.T, grad_out, beta=0, alpha=scale, out=grads[2 * i])
-            torch.addmv(grads[2 * i + 1], grad_out.T, ones, beta=0, alpha=scale,
-                        out=grads[2 * i + 1])
+            torch.addmv(
+                grads[2 * i + 1], grad_out.T, ones, beta=0, alpha=scale, out=grads[2 * i + 1]
+            )
             if i:
                 grad_out = self.activation.backward(grad_out.mm(weights[i].T), inputs)
         return grads
@@ -129,27 +131,37 @@ _FLAT: LayerSpec = ("flatten", 0, 0, None, "")
 CNN_LAYERS: dict[str, list[LayerSpec]] = {
     # The report gives no activation for the first three convolutions: Keras' default, none.
     "cnn1": [
-        ("conv", 32, 3, None, "glorot_uniform"), _POOL,
+        ("conv", 32, 3, None, "glorot_uniform"),
+        _POOL,
         ("conv", 64, 3, None, "glorot_uniform"),
-        ("conv", 64, 3, None, "glorot_uniform"), _POOL, _FLAT,
+        ("conv", 64, 3, None, "glorot_uniform"),
+        _POOL,
+        _FLAT,
         ("dense", 100, 0, "relu", "he_uniform"),
         ("dense", NUM_CLASSES, 0, None, "glorot_uniform"),
     ],
     "cnn2": [
         ("conv", 64, 3, "relu", "glorot_uniform"),
-        ("conv", 64, 3, "relu", "glorot_uniform"), _POOL,
+        ("conv", 64, 3, "relu", "glorot_uniform"),
+        _POOL,
         ("conv", 128, 3, "relu", "glorot_uniform"),
-        ("conv", 128, 3, "relu", "glorot_uniform"), _POOL,
-        ("conv", 256, 3, "relu", "glorot_uniform"), _POOL, _FLAT,
+        ("conv", 128, 3, "relu", "glorot_uniform"),
+        _POOL,
+        ("conv", 256, 3, "relu", "glorot_uniform"),
+        _POOL,
+        _FLAT,
         ("dense", 512, 0, "relu", "he_uniform"),
         ("dense", NUM_CLASSES, 0, None, "glorot_uniform"),
     ],
     "cnn3": [
         ("conv", 64, 5, "relu", "glorot_uniform"),
-        ("conv", 64, 5, "relu", "glorot_uniform"), _POOL,
+        ("conv", 64, 5, "relu", "glorot_uniform"),
+        _POOL,
         ("conv", 128, 3, "relu", "glorot_uniform"),
         ("conv", 128, 3, "relu", "glorot_uniform"),
-        ("conv", 256, 3, "relu", "glorot_uniform"), _POOL, _FLAT,
+        ("conv", 256, 3, "relu", "glorot_uniform"),
+        _POOL,
+        _FLAT,
         ("dense", 512, 0, "relu", "he_uniform"),
         ("dense", NUM_CLASSES, 0, None, "glorot_uniform"),
     ],

@@ -56,8 +56,13 @@ def train(
     weights_seed, order_seed = _seeds(cfg.seed)
     try:
         model = build_model(
-            cfg.model, dataset.image_shape, cfg.hidden, cfg.activation, cfg.kernel_initializer,
-            torch.Generator().manual_seed(weights_seed), device,
+            cfg.model,
+            dataset.image_shape,
+            cfg.hidden,
+            cfg.activation,
+            cfg.kernel_initializer,
+            torch.Generator().manual_seed(weights_seed),
+            device,
         )
     except ValueError as error:
         raise ConfigError(f"model {cfg.model!r} does not fit {cfg.dataset!r}: {error}") from error
@@ -70,8 +75,12 @@ def train(
     predictions = torch.empty(0, dtype=torch.long)
     for epoch in range(1, cfg.epochs + 1):
         epoch_started = time.perf_counter()
-        order = torch.randperm(len(splits.train), generator=order_generator) if cfg.shuffle else None
-        loss, accuracy = _train_epoch(model, optimizer.step, splits.train, order, cfg)
+        order = (
+            torch.randperm(len(splits.train), generator=order_generator) if cfg.shuffle else None
+        )
+        loss, accuracy = train_epoch(
+            model, optimizer.step, splits.train, order, cfg.batch_size, cfg.loss
+        )
         val_loss, val_accuracy, predictions = evaluate(model, splits.validation, cfg.loss)
         values = torch.stack([loss, accuracy, val_loss, val_accuracy]).tolist()  # one sync
         metrics = {
@@ -104,12 +113,13 @@ def train(
     }
 
 
-def _train_epoch(
+def train_epoch(
     model: Model,
     step: Callable[[list[torch.Tensor]], None],
     split: Split,
     order: torch.Tensor | None,
-    cfg: TrainConfig,
+    batch_size: int,
+    loss: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over `split` in `order`; the epoch's mean loss and accuracy (on device)."""
     x, labels = model.inputs(split.images), split.labels
@@ -118,7 +128,6 @@ def _train_epoch(
         x, labels = x[order], labels[order]
     one_hot = F.one_hot(labels, NUM_CLASSES).to(x.dtype)
     logits = torch.empty(len(labels), NUM_CLASSES, device=x.device)
-    batch_size, loss = cfg.batch_size, cfg.loss
     for start in range(0, len(labels), batch_size):
         stop = start + batch_size
         step(model.gradients(x[start:stop], one_hot[start:stop], logits[start:stop], loss))
@@ -164,8 +173,17 @@ def resolve_threads(threads: int | None) -> int:
 
 
 def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model where Linux tells it (platform.processor() is
+    often empty there)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine()
 
 

@@ -24,7 +24,10 @@ def test_to_dict_round_trips() -> None:
         ({"activation": "swish"}, "activation must be one of sigmoid, relu"),
         ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, adam; got 'rmsprop'"),
         ({"loss": "hinge"}, "loss must be one of categorical_crossentropy"),
-        ({"dataset": "cifar10"}, "dataset must be one of mnist, fashion_mnist, digits; got 'cifar10'"),
+        (
+            {"dataset": "cifar10"},
+            "dataset must be one of mnist, fashion_mnist, digits; got 'cifar10'",
+        ),
         ({"model": "resnet"}, "model must be one of mlp, cnn1, cnn2, cnn3; got 'resnet'"),
         ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
         ({"batch_size": 1.5}, "batch_size must be an integer, got 1.5"),

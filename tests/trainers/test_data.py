@@ -49,7 +49,7 @@ def test_report_a_validates_on_the_test_set(mnist) -> None:
     assert splits.validation is splits.test
     assert len(splits.train) == 60_000 and len(splits.test) == 10_000
     assert splits.train.images.dtype == torch.float32
-    assert 0.0 == splits.train.images.min() and splits.train.images.max() == 1.0
+    assert splits.train.images.min() == 0.0 and splits.train.images.max() == 1.0
 
 
 def test_report_b_holds_out_ten_percent_by_seed(mnist) -> None:

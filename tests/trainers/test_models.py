@@ -13,7 +13,9 @@ CPU = torch.device("cpu")
 
 
 def mlp(hidden: tuple[int, ...], activation: str = "relu", seed: int = 0, inputs: int = 784) -> MLP:
-    return MLP(inputs, hidden, activation, "glorot_uniform", torch.Generator().manual_seed(seed), CPU)
+    return MLP(
+        inputs, hidden, activation, "glorot_uniform", torch.Generator().manual_seed(seed), CPU
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,9 +50,15 @@ def autograd_reference(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The same network written with differentiable torch functions."""
     functions = {
-        "sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh,
-        "leaky_relu": lambda z: F.leaky_relu(z, 0.2), "elu": F.elu, "selu": F.selu,
-        "exponential": torch.exp, "linear": lambda z: z, "softmax": lambda z: torch.softmax(z, 1),
+        "sigmoid": torch.sigmoid,
+        "relu": torch.relu,
+        "tanh": torch.tanh,
+        "leaky_relu": lambda z: F.leaky_relu(z, 0.2),
+        "elu": F.elu,
+        "selu": F.selu,
+        "exponential": torch.exp,
+        "linear": lambda z: z,
+        "softmax": lambda z: torch.softmax(z, 1),
     }
     params = [p.clone().requires_grad_() for p in model.params]
     h = x
@@ -86,11 +94,15 @@ def test_gradients_follow_batch_size_changes() -> None:
     model = mlp((16,), "sigmoid", inputs=20)
     labels = torch.randint(0, 10, (8,))
     x = torch.rand(8, 20)
-    model.gradients(x, F.one_hot(labels, 10).float(), torch.empty(8, 10), "categorical_crossentropy")
+    model.gradients(
+        x, F.one_hot(labels, 10).float(), torch.empty(8, 10), "categorical_crossentropy"
+    )
     grads = model.gradients(
         x[:3], F.one_hot(labels[:3], 10).float(), torch.empty(3, 10), "categorical_crossentropy"
     )
-    _, expected = autograd_reference(model, "sigmoid", x[:3], labels[:3], "categorical_crossentropy")
+    _, expected = autograd_reference(
+        model, "sigmoid", x[:3], labels[:3], "categorical_crossentropy"
+    )
     for grad, reference in zip(grads, expected, strict=True):
         torch.testing.assert_close(grad, reference, rtol=1e-5, atol=1e-7)
 
@@ -101,8 +113,9 @@ def test_cnns_build_and_run(name: str) -> None:
     images = torch.rand(4, 28, 28)
     labels = torch.tensor([0, 1, 2, 3])
     logits = torch.empty(4, 10)
-    grads = model.gradients(model.inputs(images), F.one_hot(labels, 10).float(), logits,
-                            "categorical_crossentropy")
+    grads = model.gradients(
+        model.inputs(images), F.one_hot(labels, 10).float(), logits, "categorical_crossentropy"
+    )
     assert logits.isfinite().all()
     assert [g.shape for g in grads] == [p.shape for p in model.params]
     assert all(g.abs().sum() > 0 for g in grads)

@@ -17,7 +17,11 @@ def test_adam_follows_keras_formula() -> None:
     lr, beta_1, beta_2, epsilon = 0.01, 0.9, 0.999, 1e-7
     param = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
     optimizer = Adam([param], lr)
-    expected, m, v = param.clone(), torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    expected, m, v = (
+        param.clone(),
+        torch.zeros(3, dtype=torch.float64),
+        torch.zeros(3, dtype=torch.float64),
+    )
     for t, grad in enumerate([torch.tensor([0.1, -0.2, 1e-9]), torch.tensor([0.3, 0.1, 0.0])], 1):
         grad = grad.double()
         optimizer.step([grad])

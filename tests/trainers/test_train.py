@@ -74,11 +74,19 @@ def test_cnns_train_on_an_mnist_subset(mnist, model: str) -> None:
 
     small = replace(
         mnist,
-        train_images=mnist.train_images[:600], train_labels=mnist.train_labels[:600],
-        test_images=mnist.test_images[:200], test_labels=mnist.test_labels[:200],
+        train_images=mnist.train_images[:600],
+        train_labels=mnist.train_labels[:600],
+        test_images=mnist.test_images[:200],
+        test_labels=mnist.test_labels[:200],
     )
-    config = {"dataset": "mnist", "model": model, "optimizer": "adam", "batch_size": 100,
-              "epochs": 2, "validation_split": 0.1}
+    config = {
+        "dataset": "mnist",
+        "model": model,
+        "optimizer": "adam",
+        "batch_size": 100,
+        "epochs": 2,
+        "validation_split": 0.1,
+    }
     result = train(config, small)
     assert result["val_accuracy"] > 0.3  # chance is 0.1
     assert sum(map(sum, result["confusion"])) == 60
