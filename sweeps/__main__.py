@@ -1,3 +1,3 @@
-from sweeps.cli import app
+from sweeps.cli import main
 
-app(prog_name="sweeps")
+main()

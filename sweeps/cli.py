@@ -1,19 +1,23 @@
-"""The `sweeps` command line: thin over the library, errors become one line and an exit code.
+"""The `sweeps` command line: thin over the library; errors become one line and an exit code.
 
-Exit codes: 0 success, 1 a failure while working, 2 bad input (nothing was started).
+Exit codes: 0 success, 1 a failure while working (some trials failed, an interrupted
+run), 2 bad input (a spec, flag, file or address), in which case nothing was started.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from sweeps import __version__
+from sweeps.spec import SpecError, load_spec, override, parse_override, preset_names, preset_path
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet.",
@@ -24,6 +28,22 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", metavar="KEY=VALUE",
+        help="Set a config value, or sweep it with KEY=V1,V2,...; repeatable.",
+    ),
+]  # fmt: skip
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(envvar="SWEEPS_DATA_DIR", help="Data root holding MNIST/raw/."),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(help="Join the Ray cluster at this address instead of starting one."),
+]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -32,7 +52,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def callback(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -42,22 +62,110 @@ def main(
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def parse_assignments(assignments: list[str]) -> dict[str, Any]:
-    """`key=value` pairs, each value read as a YAML scalar or list: `hidden=[64,64]`."""
-    parsed: dict[str, Any] = {}
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {assignment!r}")
-        try:
-            parsed[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as error:
-            raise ValueError(f"--set {assignment!r}: not a YAML value ({error})") from error
-    return parsed
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The library's exceptions that mean bad input: exit 2, nothing started."""
+    from sweeps.trainable import TrainerImportError
+    from trainers import ConfigError, DataNotFoundError
+
+    return SpecError, ConfigError, DataNotFoundError, TrainerImportError
+
+
+@app.command()
+def run(
+    spec: Annotated[str, typer.Argument(metavar="SPEC_OR_PRESET", help="A YAML file or preset.")],
+    assignments: SetOption = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs of every trial.")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Run the grid N times, seeds 0..N-1.")] = None,
+    results: Annotated[
+        Path | None, typer.Option(help="Results root. [default: the spec's, ./results]")
+    ] = None,
+    data_dir: DataDirOption = None,
+    cpus_per_trial: Annotated[float | None, typer.Option(help="CPUs each trial reserves.")] = None,
+    gpus_per_trial: Annotated[
+        float | None, typer.Option(help="GPU share of each trial: 0.25 packs four on one GPU.")
+    ] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Trials at once, at most.")] = None,
+    address: AddressOption = None,
+) -> None:
+    """Run a sweep: a Ray Tune grid on an embedded Ray (or --address), results as Parquet.
+
+    Examples:
+
+        sweeps run quickstart
+
+        sweeps run report-a-batch-size --set batch_size=64,512 --repeats 3
+
+        sweeps run my-sweep.yaml --set lr=0.01,0.1 --set hidden=[128,128] --gpus-per-trial 0.25
+    """
+    from sweeps.runner import run_sweep
+
+    try:
+        overrides = dict(parse_override(a) for a in assignments or [])
+        if epochs is not None:
+            overrides["epochs"] = [epochs]
+        sweep = override(
+            load_spec(spec), overrides, cpus=cpus_per_trial, gpus=gpus_per_trial,
+            repeats=repeats, max_concurrent=max_concurrent,
+        )  # fmt: skip
+        outcome = run_sweep(
+            sweep, results=results, address=address, data_dir=_text(data_dir), say=_say
+        )
+    except _input_errors() as error:
+        raise fail(str(error), 2) from None
+    except ConnectionError as error:
+        raise fail(f"cannot reach Ray at {address!r}: {error}", 2) from None
+    _conclude(outcome, sweep)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory of an interrupted run.")],
+    data_dir: DataDirOption = None,
+    address: AddressOption = None,
+) -> None:
+    """Continue an interrupted run: finished trials are kept, the rest run.
+
+    Example:
+
+        sweeps resume results/quickstart/20261122-101500-3f2a
+    """
+    from sweeps.runner import resume_sweep
+
+    try:
+        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=_say)
+        sweep = load_spec(str(run_dir / "spec.yaml"))
+    except _input_errors() as error:
+        raise fail(str(error), 2) from None
+    _conclude(outcome, sweep)
+
+
+@app.command()
+def presets() -> None:
+    """List the built-in sweeps: one per experiment of the two reports, and quickstart."""
+    table = Table("preset", "trials", "description", box=None, pad_edge=False)
+    for name in preset_names():
+        sweep = load_spec(name)
+        table.add_row(name, str(sweep.trial_count), sweep.description)
+    console.print(table)
+
+
+@app.command()
+def show(name: Annotated[str, typer.Argument(help="A preset name.")]) -> None:
+    """Print a preset's YAML, to copy and edit.
+
+    Example:
+
+        sweeps show quickstart > my-sweep.yaml
+    """
+    try:
+        path = preset_path(name)
+    except SpecError as error:
+        raise fail(str(error), 2) from None
+    sys.stdout.write(path.read_text())
 
 
 @app.command()
@@ -66,10 +174,7 @@ def train(
         list[str] | None,
         typer.Option("--set", "-s", metavar="KEY=VALUE", help="A config value; repeatable."),
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(envvar="SWEEPS_DATA_DIR", help="Data root holding MNIST/raw/."),
-    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Train one model, no Ray: a quick check of a config before sweeping it.
 
@@ -81,12 +186,12 @@ def train(
 
         sweeps train -s hidden=[1000,1000] -s activation=relu -s optimizer=adam
     """
-    from trainers import DEFAULTS, ConfigError, DataNotFoundError
+    from trainers import DEFAULTS
     from trainers import train as train_model
 
     try:
-        config = parse_assignments(assignments or [])
-    except ValueError as error:
+        config = single_values(assignments)
+    except SpecError as error:
         raise fail(str(error), 2) from None
     if data_dir is not None:
         config["data_dir"] = str(data_dir)
@@ -104,12 +209,23 @@ def train(
 
     try:
         result = train_model(config, report=report)
-    except (ConfigError, DataNotFoundError) as error:
+    except _input_errors() as error:
         raise fail(str(error), 2) from None
-    console.print(summary_table(result))
+    console.print(final_table(result))
 
 
-def summary_table(result: dict[str, Any]) -> Table:
+def single_values(assignments: list[str] | None) -> dict[str, Any]:
+    """`--set key=value` for one model: each key takes exactly one value."""
+    config: dict[str, Any] = {}
+    for assignment in assignments or []:
+        key, values = parse_override(assignment)
+        if len(values) != 1:
+            raise SpecError(f"--set {assignment!r}: one value per key when training one model")
+        config[key] = values[0]
+    return config
+
+
+def final_table(result: dict[str, Any]) -> Table:
     table = Table(title="final", show_header=False)
     for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss"):
         table.add_row(key, f"{result[key]:.4f}")
@@ -119,3 +235,51 @@ def summary_table(result: dict[str, Any]) -> Table:
         "device", f"{result['device']} ({result['device_name']}, {result['threads']} threads)"
     )
     return table
+
+
+def _conclude(outcome: Any, sweep: Any) -> None:
+    """The summary table, the errors, where the results are; exit 1 unless all finished."""
+    from sweeps.progress import summary_table
+    from sweeps.runner import read_trials
+
+    trials = read_trials(outcome.run_dir)
+    if len(trials):
+        console.print(summary_table(trials, sweep.swept, sweep.metric, sweep.mode))
+    for _, row in trials[trials["status"] == "ERROR"].iterrows():
+        errors.print(f"trial {row['trial_id']} failed: {escape(str(row['error']))}",
+                     highlight=False, soft_wrap=True)  # fmt: skip
+    done = outcome.counts.get("TERMINATED", 0)
+    console.print(
+        f"{outcome.total} trials: {done} finished, {outcome.failed} failed,"
+        f" {outcome.total - outcome.finished} not run. Results: {outcome.run_dir}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    if outcome.finished < outcome.total:
+        errors.print(f"interrupted: continue with `sweeps resume {outcome.run_dir}`")
+    if outcome.failed or outcome.finished < outcome.total:
+        raise typer.Exit(1)
+
+
+def _say(message: str) -> None:
+    errors.print(escape(message), highlight=False, soft_wrap=True, style="dim")
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script. Usage errors become one line and exit 2, like every bad input."""
+    try:
+        code = app(args=argv, prog_name="sweeps", standalone_mode=False)
+    except TyperException as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `sweeps`: the help, as usual
+            errors.print(error.format_message(), highlight=False, markup=False)
+            sys.exit(0)
+        message = " ".join(error.format_message().split())
+        errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        errors.print("aborted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

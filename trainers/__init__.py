@@ -6,7 +6,7 @@ of a config mapping that calls `report(metrics)` once per epoch.
 
 from trainers.config import DEFAULTS, ConfigError, TrainConfig
 from trainers.data import DATA_DIR_ENV, DataNotFoundError, Dataset, load_dataset
-from trainers.train import train
+from trainers.train import check_config, train
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -15,6 +15,7 @@ __all__ = [
     "DataNotFoundError",
     "Dataset",
     "TrainConfig",
+    "check_config",
     "load_dataset",
     "train",
 ]

@@ -40,32 +40,22 @@ def train(
     `loss`, `accuracy`, `val_loss`, `val_accuracy` and `epoch_time_s`. Bad config raises
     ConfigError before any work.
     """
-    cfg = TrainConfig.from_dict(config)
+    if dataset is None:
+        cfg = TrainConfig.from_dict(config)
+        dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
+    cfg = check_config(config, dataset)
     device = resolve_device(cfg.device)
     torch.set_num_threads(resolve_threads(cfg.threads))
-    if dataset is None:
-        dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
-    elif dataset.name != cfg.dataset:
-        raise ConfigError(f"dataset is {cfg.dataset!r} but the data given is {dataset.name!r}")
-    train_count = math.ceil(len(dataset.train_labels) * (1 - cfg.validation_split))
-    if cfg.batch_size > train_count:
-        raise ConfigError(
-            f"batch_size must be <= the training split ({train_count} {cfg.dataset} images),"
-            f" got {cfg.batch_size}"
-        )
     weights_seed, order_seed = _seeds(cfg.seed)
-    try:
-        model = build_model(
-            cfg.model,
-            dataset.image_shape,
-            cfg.hidden,
-            cfg.activation,
-            cfg.kernel_initializer,
-            torch.Generator().manual_seed(weights_seed),
-            device,
-        )
-    except ValueError as error:
-        raise ConfigError(f"model {cfg.model!r} does not fit {cfg.dataset!r}: {error}") from error
+    model = build_model(
+        cfg.model,
+        dataset.image_shape,
+        cfg.hidden,
+        cfg.activation,
+        cfg.kernel_initializer,
+        torch.Generator().manual_seed(weights_seed),
+        device,
+    )
     splits = make_splits(dataset, cfg.validation_split, cfg.seed, device)
     optimizer = make_optimizer(cfg.optimizer, model.params, cfg.lr)
     order_generator = torch.Generator().manual_seed(order_seed)
@@ -111,6 +101,38 @@ def train(
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
     }
+
+
+def check_config(config: Mapping[str, Any], dataset: Dataset) -> TrainConfig:
+    """Validate `config` against the data it will train on; ConfigError names the bad value.
+
+    Cheap enough to run on every configuration of a sweep before any trial starts.
+    """
+    cfg = TrainConfig.from_dict(config)
+    if dataset.name != cfg.dataset:
+        raise ConfigError(f"dataset is {cfg.dataset!r} but the data given is {dataset.name!r}")
+    train_count = math.ceil(len(dataset.train_labels) * (1 - cfg.validation_split))
+    if cfg.batch_size > train_count:
+        raise ConfigError(
+            f"batch_size must be <= the training split ({train_count} {cfg.dataset} images),"
+            f" got {cfg.batch_size}"
+        )
+    if cfg.model != "mlp":  # an MLP fits any image; a CNN's layers must not shrink to nothing
+        try:
+            build_model(
+                cfg.model,
+                dataset.image_shape,
+                (),
+                "relu",
+                "glorot_uniform",
+                torch.Generator(),
+                torch.device("cpu"),
+            )
+        except ValueError as error:
+            raise ConfigError(
+                f"model {cfg.model!r} does not fit {cfg.dataset!r}: {error}"
+            ) from error
+    return cfg
 
 
 def train_epoch(

@@ -1,0 +1,132 @@
+"""What a person watches: a live line of trial counts and the best so far, in place of
+Tune's verbose tables, and the summary table at the end."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pandas as pd
+from ray import tune
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+_DONE, _FAILED = "TERMINATED", "ERROR"
+
+
+class LiveProgress(tune.Callback):
+    """A Tune callback that redraws the sweep's state at most four times a second."""
+
+    def __init__(self, total: int, swept: list[str], metric: str, mode: str) -> None:
+        self.total, self.swept = total, swept
+        self.metric, self.mode = metric, mode
+        self._live: Live | None = None
+        self._started = time.monotonic()
+        self._drawn = 0.0
+        self._done: set[str] = set()
+        self._failed: set[str] = set()
+        self._seeded = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment; a live display does not pickle.
+        return {**self.__dict__, "_live": None}
+
+    def setup(self, **info: Any) -> None:
+        self._started = time.monotonic()
+        self._seeded = False
+        self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+        self._live.start()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._done.add(trial.trial_id)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._failed.add(trial.trial_id)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if not self._seeded:  # a resumed run starts with the trials it had finished
+            self._seeded = True
+            self._done.update(t.trial_id for t in trials if t.status == _DONE)
+            self._failed.update(t.trial_id for t in trials if t.status == _FAILED)
+        if self._live is not None and time.monotonic() - self._drawn >= 0.25:
+            self._drawn = time.monotonic()
+            self._live.update(self.render(trials))
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self._live is not None:
+            self._live.update(self.render(trials))
+            self._live.stop()
+            if not self._live.console.is_terminal:
+                self._live.console.line()  # a log file gets the last state, then a newline
+            self._live = None
+
+    def render(self, trials: list) -> Group:
+        # Ended trials are counted from the callbacks: on an interrupt Tune marks the
+        # unfinished ones TERMINATED too.
+        done, failed = len(self._done), len(self._failed)
+        running = sum(trial.status == "RUNNING" for trial in trials)
+        pending = max(self.total - done - failed - running, 0)
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self._started))
+        line = Text.assemble(
+            f"{done + failed}/{self.total}  ",
+            (f"{done} done", "green"), "  ",
+            (f"{running} running", "cyan"), f"  {pending} pending  ",
+            (f"{failed} failed", "red" if failed else ""),
+            f"  {elapsed}",
+        )  # fmt: skip
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(ProgressBar(total=self.total, completed=done + failed, width=20), line)
+        best = self._best(trials)
+        if best is None:
+            return bar
+        value, config = best
+        return Group(bar, Text(f"best {self.metric} {value:.4f}  {config}", style="dim"))
+
+    def _best(self, trials: list) -> tuple[float, str] | None:
+        scored = [
+            (float(t.last_result[self.metric]), t)
+            for t in trials
+            if isinstance(t.last_result.get(self.metric), int | float)
+            and not math.isnan(t.last_result[self.metric])
+        ]
+        if not scored:
+            return None
+        pick = max if self.mode == "max" else min
+        value, trial = pick(scored, key=lambda pair: pair[0])
+        return value, "  ".join(f"{key}={trial.config.get(key)}" for key in self.swept)
+
+
+def summary_table(
+    trials: pd.DataFrame, swept: list[str], metric: str, mode: str, title: str = ""
+) -> Table:
+    """One row per trial, best first: the swept parameters, status and headline metrics."""
+    metrics = [c for c in ("val_accuracy", "val_loss", "train_time_s") if c in trials.columns]
+    if metric in trials.columns and metric not in metrics:
+        metrics.insert(0, metric)
+    ordered = trials.sort_values(metric, ascending=mode == "min", na_position="last")
+    table = Table(title=title or None, title_justify="left")
+    for column in ["trial_id", *swept, "status", *metrics]:
+        numeric = column in metrics
+        table.add_column(column, justify="right" if numeric else "left")
+    for _, row in ordered.iterrows():
+        status = "done" if row["status"] == _DONE else str(row["status"])
+        cells = [str(row["trial_id"]), *(_text(row.get(p)) for p in swept), status]
+        cells += [_number(row.get(m), m) for m in metrics]
+        table.add_row(*cells, style="red" if row["status"] == _FAILED else None)
+    return table
+
+
+def _text(value: Any) -> str:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return str(value)
+
+
+def _number(value: Any, column: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.1f}" if column.endswith("_s") else f"{value:.4f}"

@@ -1,0 +1,184 @@
+"""The Parquet results of a run, written by a Tune callback on the driver as trials finish.
+
+    <run_dir>/trials/<trial_id>.parquet   one row: the trial's config and final metrics
+    <run_dir>/epochs/<trial_id>.parquet   one row per epoch
+
+Each file is written under a dot-name and renamed into place, so `pd.read_parquet` of
+either folder (which skips dot-files) sees only whole files at any moment, and a crash
+loses no finished trial. Every file of a run has the same schema, fixed from the spec
+before the first trial starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray import tune
+
+from sweeps.spec import SweepSpec, expand
+
+EPOCH_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("trial_id", pa.string()),
+        ("epoch", pa.int64()),
+        ("loss", pa.float64()),
+        ("accuracy", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("val_accuracy", pa.float64()),
+        ("epoch_time_s", pa.float64()),
+    ]
+)
+EPOCH_METRICS = [name for name in EPOCH_SCHEMA.names if name not in ("run_id", "trial_id")]
+
+_HEAD = [("run_id", pa.string()), ("trial_id", pa.string()), ("status", pa.string()),
+         ("error", pa.string())]  # fmt: skip
+_METRICS = [
+    ("train_loss", pa.float64()),
+    ("train_accuracy", pa.float64()),
+    ("val_loss", pa.float64()),
+    ("val_accuracy", pa.float64()),
+    ("test_loss", pa.float64()),
+    ("test_accuracy", pa.float64()),
+    ("train_time_s", pa.float64()),
+    ("params", pa.int64()),
+    ("epochs_completed", pa.int64()),
+    ("device", pa.string()),
+    ("gpu_fraction", pa.float64()),
+    ("confusion", pa.list_(pa.int64())),  # 100 ints, row-major, true x predicted
+    ("started_at", pa.timestamp("us", tz="UTC")),
+    ("finished_at", pa.timestamp("us", tz="UTC")),
+]
+RESULT_COLUMNS = {name for name, _ in _HEAD + _METRICS}
+
+
+def config_column(key: str) -> str:
+    """A config key's column: its own name, unless a result column already has it."""
+    return f"config_{key}" if key in RESULT_COLUMNS else key
+
+
+def trial_schema(spec: SweepSpec) -> pa.Schema:
+    """The trials schema: fixed columns around one column per config key of the spec."""
+    values: dict[str, list[Any]] = {}
+    for config in expand(spec):
+        for key, value in config.items():
+            values.setdefault(key, []).append(value)
+    config_fields = [(config_column(key), _arrow_type(vals)) for key, vals in values.items()]
+    return pa.schema(_HEAD + config_fields + _METRICS)
+
+
+def _arrow_type(values: list[Any]) -> pa.DataType:
+    try:
+        return pa.array(values).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.string()  # mixed kinds of value: stored as their text
+
+
+def _cell(value: Any, type_: pa.DataType) -> Any:
+    return str(value) if type_ == pa.string() and value is not None else value
+
+
+def write_atomically(table: pa.Table, directory: Path, name: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary, final = directory / f".{name}.tmp", directory / name
+    pq.write_table(table, temporary)
+    os.replace(temporary, final)
+    return final
+
+
+def error_message(trial: Any) -> str:
+    """The trial's exception as one line: `ValueError: ...`, not Ray's wrapped traceback."""
+    try:
+        error = trial.get_pickled_error()
+    except Exception:  # an unpicklable error: fall back to the text Tune kept
+        error = None
+    if error is not None:
+        cause = getattr(error, "cause", None) or error
+        return " ".join(f"{type(cause).__name__}: {cause}".split())
+    text = trial.get_error() or "unknown error"
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class ParquetWriter(tune.Callback):
+    """Collects each trial's reports and writes its two files when it ends."""
+
+    def __init__(self, run_dir: Path, run_id: str, schema: pa.Schema, gpu_fraction: float):
+        self.run_dir = Path(run_dir)
+        self.run_id = run_id
+        self.schema = schema
+        self.gpu_fraction = gpu_fraction
+        self._epochs: dict[str, list[dict[str, Any]]] = {}
+        self._final: dict[str, dict[str, Any]] = {}
+        self._started: dict[str, dt.datetime] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._reset(trial.trial_id)
+        self._started[trial.trial_id] = _now()
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._reset(trial.trial_id)  # a retry starts from scratch: forget the failed attempt
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        if result.get("kind") == "epoch":
+            row = {name: result.get(name) for name in EPOCH_METRICS}
+            self._epochs.setdefault(trial.trial_id, []).append(row)
+        elif result.get("kind") == "final":
+            self._final[trial.trial_id] = result
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.write_trial(trial, "TERMINATED", None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.write_trial(trial, "ERROR", error_message(trial))
+
+    def _reset(self, trial_id: str) -> None:
+        self._epochs[trial_id] = []
+        self._final.pop(trial_id, None)
+
+    def write_trial(self, trial: Any, status: str, error: str | None) -> None:
+        trial_id = trial.trial_id
+        epochs = self._epochs.pop(trial_id, [])
+        final = self._final.pop(trial_id, {})
+        last = {**(epochs[-1] if epochs else {}), **final}  # stopped early: no final report
+        confusion = final.get("confusion")
+        row = {
+            "run_id": self.run_id,
+            "trial_id": trial_id,
+            "status": status,
+            "error": error,
+            "train_loss": last.get("loss"),
+            "train_accuracy": last.get("accuracy"),
+            "val_loss": last.get("val_loss"),
+            "val_accuracy": last.get("val_accuracy"),
+            "test_loss": final.get("test_loss"),
+            "test_accuracy": final.get("test_accuracy"),
+            "train_time_s": final.get("train_time_s"),
+            "params": final.get("params"),
+            "epochs_completed": final.get("epochs_completed", len(epochs)),
+            "device": final.get("device"),
+            "gpu_fraction": self.gpu_fraction,
+            "confusion": [int(n) for row in confusion for n in row] if confusion else None,
+            "started_at": self._started.pop(trial_id, None),
+            "finished_at": _now(),
+        }
+        for key, value in trial.config.items():
+            column = config_column(key)
+            if column in self.schema.names:
+                row[column] = _cell(value, self.schema.field(column).type)
+        table = pa.Table.from_pylist([row], schema=self.schema)
+        write_atomically(table, self.run_dir / "trials", f"{trial_id}.parquet")
+        epoch_rows = [{"run_id": self.run_id, "trial_id": trial_id, **r} for r in epochs]
+        epoch_table = pa.Table.from_pylist(epoch_rows, schema=EPOCH_SCHEMA)
+        write_atomically(epoch_table, self.run_dir / "epochs", f"{trial_id}.parquet")

@@ -1,0 +1,317 @@
+"""Run a sweep on Ray Tune: an embedded local Ray, or a cluster at `address`.
+
+The driver loads the dataset once and checks every configuration against it before
+anything starts or is written; then it makes the run directory, starts (or joins) Ray,
+and hands Tune one trainable with the dataset in the object store.
+
+    <results>/<sweep name>/<run id>/spec.yaml       the resolved spec
+                                    manifest.json   versions, host, devices, times
+                                    trials/ epochs/ Parquet (see sweeps.results)
+                                    tune/           Tune's own state, for `resume`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import secrets
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweeps import __version__
+from sweeps.progress import LiveProgress
+from sweeps.results import ParquetWriter, trial_schema
+from sweeps.spec import DEFAULT_TRAINER, SpecError, SweepSpec, expand, load_spec, to_yaml
+from sweeps.trainable import resolve_trainer
+
+# Tune's CSV/JSON/TensorBoard loggers duplicate what the Parquet writer keeps, and its
+# console output engine prints banners whatever `verbose` says; our display replaces both.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+AUTO_GPU_FRACTION = 0.25
+TUNE_DIR = "tune"
+
+Say = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    total: int  # trials the spec stands for
+    counts: dict[str, int]  # trials written, by status
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get("ERROR", 0)
+
+    @property
+    def finished(self) -> int:
+        return sum(self.counts.values())
+
+
+def load_shared_dataset(spec: SweepSpec, data_dir: str | None) -> Any:
+    """The dataset every trial trains on, loaded once by the driver (None: the user's
+    trainer loads its own data)."""
+    if spec.dataset is None:
+        return None
+    from trainers import load_dataset
+
+    return load_dataset(spec.dataset, data_dir)
+
+
+def check_configs(spec: SweepSpec, dataset: Any) -> None:
+    """Every configuration of the built-in trainer, checked before any trial starts."""
+    if spec.trainer != DEFAULT_TRAINER:
+        return
+    from trainers import ConfigError, check_config
+
+    checked: set[str] = set()
+    for config in expand(spec):
+        key = repr(sorted(config.items()))
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            check_config(config, dataset)
+        except ConfigError as error:
+            raise SpecError(f"{spec.name}: {error}") from None
+
+
+def new_run_dir(spec: SweepSpec, results: str | Path | None) -> tuple[str, Path]:
+    run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    return run_id, Path(results or spec.results) / spec.name / run_id
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    results: str | Path | None = None,
+    address: str | None = None,
+    data_dir: str | None = None,
+    say: Say = print,
+) -> RunOutcome:
+    """Run every trial of `spec`; the outcome counts what was written."""
+    resolve_trainer(spec.trainer)  # a typo in `trainer` fails here, not in every trial
+    dataset = load_shared_dataset(spec, data_dir)
+    check_configs(spec, dataset)
+    run_id, run_dir = new_run_dir(spec, results)
+    started_ray = _init_ray(address)
+    try:
+        spec = _resolve_gpus(spec, address, say)
+        run_dir.mkdir(parents=True)
+        (run_dir / "spec.yaml").write_text(to_yaml(spec))
+        manifest = _manifest(spec, run_id, address)
+        _write_manifest(run_dir, manifest)
+        say(f"run {run_id}: {spec.trial_count} trials -> {run_dir}")
+        tuner = _tuner(spec, run_dir, run_id, dataset)
+        tuner.fit()
+        return _finish(spec, run_dir, manifest)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def resume_sweep(
+    run_dir: str | Path,
+    *,
+    address: str | None = None,
+    data_dir: str | None = None,
+    say: Say = print,
+) -> RunOutcome:
+    """Continue an interrupted run: finished trials are kept, the others run again."""
+    from ray import tune
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "spec.yaml").is_file() or not (run_dir / TUNE_DIR).is_dir():
+        raise SpecError(f"{str(run_dir)!r} is not a run directory (no spec.yaml and tune/)")
+    spec = load_spec(str(run_dir / "spec.yaml"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    dataset = load_shared_dataset(spec, data_dir)
+    started_ray = _init_ray(address)
+    try:
+        say(f"resuming run {manifest['run_id']} in {run_dir}")
+        tuner = tune.Tuner.restore(
+            str((run_dir / TUNE_DIR).resolve()),
+            trainable=_trainable(spec, dataset),
+            param_space=_param_space(spec),
+        )
+        manifest.setdefault("resumed_at", []).append(_now())
+        tuner.fit()
+        return _finish(spec, run_dir, manifest)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+
+
+def _finish(spec: SweepSpec, run_dir: Path, manifest: dict[str, Any]) -> RunOutcome:
+    trials = read_trials(run_dir)
+    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+    manifest.update(finished_at=_now(), trials=spec.trial_count, counts=counts)
+    _write_manifest(run_dir, manifest)
+    return RunOutcome(run_dir, spec.trial_count, {str(k): int(v) for k, v in counts.items()})
+
+
+def read_trials(run_dir: Path) -> pd.DataFrame:
+    folder = run_dir / "trials"
+    if not folder.is_dir() or not any(folder.glob("*.parquet")):
+        return pd.DataFrame(columns=["trial_id", "status"])
+    return pd.read_parquet(folder)
+
+
+def _init_ray(address: str | None) -> bool:
+    """Start an embedded Ray sized to this machine, or join `address`; True if we started
+    one (and so must stop it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,  # trial output goes to files; the live display stays clean
+    )
+    return True
+
+
+def _resolve_gpus(spec: SweepSpec, address: str | None, say: Say) -> SweepSpec:
+    import ray
+
+    visible = ray.cluster_resources().get("GPU", 0)
+    gpus = spec.resources.gpus
+    if gpus == "auto":
+        gpus = AUTO_GPU_FRACTION if visible else 0.0
+    elif gpus > 0 and not visible and address is None:
+        say(f"no GPU on this machine: running on CPUs instead of {gpus} GPU per trial")
+        gpus = 0.0
+    if gpus == 0:
+        say(f"trials run on CPUs ({spec.resources.cpus:g} each)")
+    resources = spec.resources.model_copy(update={"gpus": gpus})
+    return spec.model_copy(update={"resources": resources})
+
+
+def _param_space(spec: SweepSpec) -> dict[str, Any]:
+    from ray import tune
+
+    space: dict[str, Any] = {"dataset": spec.dataset} if spec.dataset is not None else {}
+    space.update(spec.base)
+    space.update({key: tune.grid_search(values) for key, values in spec.grid.items()})
+    for key, sampled in spec.sample.items():
+        if sampled.choice is not None:
+            space[key] = tune.choice(sampled.choice)
+        elif sampled.uniform is not None:
+            space[key] = tune.uniform(*sampled.uniform)
+        elif sampled.loguniform is not None:
+            space[key] = tune.loguniform(*sampled.loguniform)
+    if spec.repeats > 1:
+        space["seed"] = tune.grid_search(spec.seeds)
+    return space
+
+
+def _trainable(spec: SweepSpec, dataset: Any) -> Any:
+    from ray import tune
+
+    from sweeps.trainable import run_trial
+
+    gpus = float(spec.resources.gpus)  # resolved by now
+    resources = {"cpu": spec.resources.cpus, "gpu": gpus}
+    trainable = tune.with_parameters(
+        run_trial, dataset=dataset, trainer=spec.trainer, cpus=spec.resources.cpus, gpus=gpus
+    )
+    return tune.with_resources(trainable, resources)
+
+
+def _tuner(spec: SweepSpec, run_dir: Path, run_id: str, dataset: Any) -> Any:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    scheduler = None
+    if spec.scheduler == "asha":
+        epochs = [c.get("epochs", 20) for c in expand(spec)]
+        scheduler = ASHAScheduler(
+            metric=spec.metric,
+            mode=spec.mode,
+            grace_period=spec.grace_period,
+            max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
+        )
+    writer = ParquetWriter(run_dir, run_id, trial_schema(spec), float(spec.resources.gpus))
+    progress = LiveProgress(spec.trial_count, spec.swept, spec.metric, spec.mode)
+    return tune.Tuner(
+        _trainable(spec, dataset),
+        param_space=_param_space(spec),
+        tune_config=tune.TuneConfig(
+            num_samples=spec.num_samples,
+            scheduler=scheduler,
+            # Tune ignores max_concurrent_trials when given a search_alg: limit it here.
+            search_alg=BasicVariantGenerator(
+                max_concurrent=spec.max_concurrent or 0,
+                random_state=int(spec.base.get("seed", 0)),
+            ),
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=str(run_dir.resolve()),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            callbacks=[writer, progress],
+            log_to_file=True,
+        ),
+    )
+
+
+def _manifest(spec: SweepSpec, run_id: str, address: str | None) -> dict[str, Any]:
+    import ray
+    import torch
+
+    resources = ray.cluster_resources()
+    accelerators = sorted(
+        key.removeprefix("accelerator_type:")
+        for node in ray.nodes()
+        for key in node.get("Resources", {})
+        if key.startswith("accelerator_type:")
+    )
+    return {
+        "run_id": run_id,
+        "sweep": spec.name,
+        "command": sys.argv,
+        "sweeps": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "ray_address": address or "embedded",
+        "ray_gcs_address": ray.get_runtime_context().gcs_address,
+        "devices": {
+            "cpus": resources.get("CPU", 0),
+            "gpus": resources.get("GPU", 0),
+            "gpu_kinds": accelerators,
+        },
+        "gpus_per_trial": spec.resources.gpus,
+        "cpus_per_trial": spec.resources.cpus,
+        "started_at": _now(),
+    }
+
+
+def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
+    temporary = run_dir / ".manifest.json.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    os.replace(temporary, run_dir / "manifest.json")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,253 @@
+"""The sweep spec: a YAML file or a preset, validated before anything starts.
+
+A spec is a base trainer config plus a `grid` (the Cartesian product of its lists, as
+`tune.grid_search`), optional sampled parameters, `repeats` (the whole grid again with
+other seeds), the resources of one trial and how Tune schedules them. `expand` lists the
+configurations a spec stands for; `SpecError` carries a one-line message naming the bad
+key and value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trainers.config import DATASETS
+
+DEFAULT_TRAINER = "trainers:train"
+PRESETS_DIR = Path(__file__).parent / "presets"
+MAX_CONFIGS = 10_000  # a grid beyond this is almost certainly a mistake in the spec
+
+
+class SpecError(ValueError):
+    """The spec (file, preset, or override) is invalid; the message is one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Strict):
+    """What one trial reserves. gpus: a fraction packs trials onto one GPU (0.25: four);
+    "auto" is 0.25 where the cluster has GPUs and 0 (CPU only) where it has none."""
+
+    cpus: Annotated[float, Field(gt=0)] = 1
+    gpus: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"
+
+
+class Sampled(_Strict):
+    """One sampled parameter: exactly one of choice, uniform or loguniform."""
+
+    choice: Annotated[list[Any], Field(min_length=1)] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _one_distribution(self) -> Sampled:
+        given = [k for k in ("choice", "uniform", "loguniform") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of choice, uniform, loguniform; got {given}")
+        bounds = self.uniform or self.loguniform
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"bounds must be [low, high] with low < high, got {list(bounds)}")
+        return self
+
+    def candidates(self) -> list[Any]:
+        """Values that stand for the distribution when validating: choices, or the bounds."""
+        return list(self.choice or self.uniform or self.loguniform or [])
+
+
+class Reference(_Strict):
+    """Figures a report gives, one row per configuration, keyed by the swept parameters."""
+
+    source: str
+    note: str = ""
+    rows: Annotated[list[dict[str, Any]], Field(min_length=1)]
+
+
+class SweepSpec(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
+    description: str = ""
+    trainer: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] = DEFAULT_TRAINER
+    dataset: str | None = "mnist"
+    base: dict[str, Any] = {}
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+    sample: dict[str, Sampled] = {}
+    num_samples: Annotated[int, Field(ge=1)] = 1
+    repeats: Annotated[int, Field(ge=1)] = 1
+    resources: Resources = Resources()
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    scheduler: Literal["fifo", "asha"] = "fifo"
+    metric: str = "val_accuracy"
+    mode: Literal["max", "min"] = "max"
+    grace_period: Annotated[int, Field(ge=1)] = 1
+    max_failures: Annotated[int, Field(ge=0)] = 0
+    results: str = "results"
+    reference: list[Reference] = []
+
+    @model_validator(mode="after")
+    def _keys_are_consistent(self) -> SweepSpec:
+        places = {"base": set(self.base), "grid": set(self.grid), "sample": set(self.sample)}
+        for (first, a), (second, b) in itertools.combinations(places.items(), 2):
+            if a & b:
+                key = sorted(a & b)[0]
+                raise ValueError(f"{key!r} is in both {first} and {second}; give it once")
+        if "dataset" in set().union(*places.values()):
+            raise ValueError("'dataset' is set at the top level of the spec, not in base/grid")
+        if self.repeats > 1 and ("seed" in self.grid or "seed" in self.sample):
+            raise ValueError("repeats > 1 sets the seeds itself; remove seed from grid/sample")
+        if self.trainer == DEFAULT_TRAINER and self.dataset is None:
+            raise ValueError("dataset is required with the built-in trainer")
+        if self.dataset is not None and self.dataset not in DATASETS:
+            raise ValueError(
+                f"dataset must be one of {', '.join(DATASETS)} or null (the trainer loads its"
+                f" own data); got {self.dataset!r}"
+            )
+        return self
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of the repeats: the base seed, then the next ones."""
+        first = int(self.base.get("seed", 0))
+        return [first + i for i in range(self.repeats)]
+
+    @property
+    def swept(self) -> list[str]:
+        """The parameters that vary between trials, in the order the spec gives them."""
+        return [*self.grid, *self.sample, *(["seed"] if self.repeats > 1 else [])]
+
+    @property
+    def trial_count(self) -> int:
+        grid = math.prod(len(values) for values in self.grid.values())
+        return grid * self.repeats * self.num_samples
+
+
+def expand(spec: SweepSpec) -> Iterator[dict[str, Any]]:
+    """Every configuration of the grid (and repeats), with each sampled parameter set to
+    each of its candidate values in turn: what validation must accept."""
+    axes = {**spec.grid, **{k: s.candidates() for k, s in spec.sample.items()}}
+    if spec.repeats > 1:
+        axes["seed"] = spec.seeds
+    head = {"dataset": spec.dataset} if spec.dataset is not None else {}
+    for values in itertools.product(*axes.values()):
+        yield {**head, **spec.base, **dict(zip(axes, values, strict=True))}
+
+
+def parse_spec(data: Any, source: str) -> SweepSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: a spec is a mapping of keys, got {type(data).__name__}")
+    try:
+        spec = SweepSpec.model_validate(dict(data))
+    except ValidationError as error:
+        raise SpecError(f"{source}: {_first_error(error)}") from None
+    count = math.prod(len(v) for v in spec.grid.values()) * spec.repeats
+    if count > MAX_CONFIGS:
+        raise SpecError(f"{source}: the grid has {count} configurations, more than {MAX_CONFIGS}")
+    return spec
+
+
+def _first_error(error: ValidationError) -> str:
+    detail = error.errors()[0]
+    location = ".".join(str(part) for part in detail["loc"])
+    message = detail["msg"].removeprefix("Value error, ")
+    if detail["type"] == "extra_forbidden":
+        return f"unknown key {location!r}"
+    if not location:
+        return message
+    return f"{location}: {message} (got {detail['input']!r})"
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name: str) -> Path:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise SpecError(f"no preset {name!r}; presets: {', '.join(preset_names())}")
+    return path
+
+
+def load_spec(name_or_path: str) -> SweepSpec:
+    """A spec from a YAML file, or the preset of that name."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        if path.suffix in (".yaml", ".yml") or path.parent != Path("."):
+            raise SpecError(f"spec file {name_or_path!r} does not exist")
+        if name_or_path not in preset_names():
+            raise SpecError(
+                f"{name_or_path!r} is neither a spec file nor a preset;"
+                f" presets: {', '.join(preset_names())}"
+            )
+        path = preset_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"cannot read spec file {str(path)!r}: {error}") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise SpecError(f"{path}: not valid YAML{line}") from None
+    return parse_spec(data, str(path))
+
+
+def to_yaml(spec: SweepSpec) -> str:
+    """The resolved spec, defaults included: what a run saves beside its results."""
+    return yaml.safe_dump(
+        spec.model_dump(mode="json"), sort_keys=False, default_flow_style=None, width=100
+    )
+
+
+def parse_override(assignment: str) -> tuple[str, list[Any]]:
+    """`key=v1,v2,...` -> (key, [v1, v2, ...]); values are YAML, so `hidden=[64,64]` is one
+    list value and `hidden=[64],[128,128]` two."""
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or not value.strip():
+        raise SpecError(f"--set expects KEY=VALUE or KEY=V1,V2,..., got {assignment!r}")
+    try:
+        values = yaml.safe_load(f"[{value}]")
+    except yaml.YAMLError:
+        raise SpecError(f"--set {assignment!r}: {value!r} is not a YAML value or list") from None
+    return key, values
+
+
+def override(
+    spec: SweepSpec,
+    assignments: Mapping[str, list[Any]] | None = None,
+    *,
+    cpus: float | None = None,
+    gpus: float | None = None,
+    **top_level: Any,
+) -> SweepSpec:
+    """A new spec with `--set` assignments and flags applied, validated again.
+
+    One value sets the base config (or narrows a grid axis to it); several make the key a
+    grid axis. Top-level keys given as None are left as they are.
+    """
+    data = spec.model_dump()
+    for key, values in (assignments or {}).items():
+        if key == "dataset":
+            if len(values) != 1:
+                raise SpecError(f"--set dataset takes one value, got {values!r}")
+            data["dataset"] = values[0]
+            continue
+        in_grid = key in data["grid"]
+        for place in ("base", "grid", "sample"):
+            data[place].pop(key, None)
+        if len(values) == 1 and not in_grid:
+            data["base"][key] = values[0]
+        else:
+            data["grid"][key] = values
+    if cpus is not None:
+        data["resources"]["cpus"] = cpus
+    if gpus is not None:
+        data["resources"]["gpus"] = gpus
+    data.update({key: value for key, value in top_level.items() if value is not None})
+    return parse_spec(data, f"{spec.name} with overrides")

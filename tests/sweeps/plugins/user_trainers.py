@@ -1,0 +1,40 @@
+"""Trainers of a user's own, for the tests: same contract as trainers.train."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _epochs(config: dict[str, Any], report: Any) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for epoch in range(1, config["epochs"] + 1):
+        time.sleep(config.get("sleep_s", 0))
+        accuracy = 1 - 1 / (epoch + config["x"])
+        metrics = {"epoch": epoch, "loss": 1 / epoch, "accuracy": accuracy,
+                   "val_loss": 1 / epoch, "val_accuracy": accuracy, "epoch_time_s": 0.0}
+        report(metrics)
+    return metrics
+
+
+def flaky(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
+    """Raises for every x divisible by 3."""
+    if config["x"] % 3 == 0:
+        raise ValueError(f"x={config['x']} is divisible by 3")
+    return _epochs(config, report)
+
+
+def fails_once(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
+    """Fails its first attempt after one epoch (a marker file remembers), then succeeds."""
+    marker = Path(config["marker_dir"]) / f"attempted-{config['x']}"
+    if not marker.exists():
+        marker.touch()
+        report({"epoch": 1, "loss": 9.0, "accuracy": 0.0, "val_loss": 9.0,
+                "val_accuracy": 0.0, "epoch_time_s": 0.0})
+        raise RuntimeError("first attempt fails")
+    return _epochs(config, report)
+
+
+def steady(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
+    return _epochs(config, report)
