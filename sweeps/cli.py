@@ -255,7 +255,10 @@ def _conclude(outcome: Any, sweep: Any) -> None:
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     if outcome.finished < outcome.total:
-        errors.print(f"interrupted: continue with `sweeps resume {outcome.run_dir}`")
+        errors.print(
+            f"interrupted: continue with `sweeps resume {outcome.run_dir}`",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
     if outcome.failed or outcome.finished < outcome.total:
         raise typer.Exit(1)
 

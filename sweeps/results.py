@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray import tune
+from ray import cloudpickle, tune
 
 from sweeps.spec import SweepSpec, expand
 
@@ -92,17 +92,26 @@ def write_atomically(table: pa.Table, directory: Path, name: str) -> Path:
 
 
 def error_message(trial: Any) -> str:
-    """The trial's exception as one line: `ValueError: ...`, not Ray's wrapped traceback."""
-    try:
-        error = trial.get_pickled_error()
-    except Exception:  # an unpicklable error: fall back to the text Tune kept
-        error = None
+    """The trial's exception as one line: `ValueError: ...`, not Ray's wrapped traceback.
+
+    Read from the files Tune has just written on the driver (its storage copy is synced
+    later, so Trial.get_pickled_error may not see it yet).
+    """
+    error = None
+    if trial.pickled_error_file and os.path.exists(trial.pickled_error_file):
+        try:
+            with open(trial.pickled_error_file, "rb") as file:
+                error = cloudpickle.load(file)
+        except Exception:  # an error that does not unpickle here: use the text instead
+            error = None
     if error is not None:
         cause = getattr(error, "cause", None) or error
         return " ".join(f"{type(cause).__name__}: {cause}".split())
-    text = trial.get_error() or "unknown error"
-    lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "unknown error"
+    text = ""
+    if trial.error_file and os.path.exists(trial.error_file):
+        text = Path(trial.error_file).read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
 
 
 def _now() -> dt.datetime:

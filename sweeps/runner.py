@@ -112,8 +112,7 @@ def run_sweep(
         manifest = _manifest(spec, run_id, address)
         _write_manifest(run_dir, manifest)
         say(f"run {run_id}: {spec.trial_count} trials -> {run_dir}")
-        tuner = _tuner(spec, run_dir, run_id, dataset)
-        tuner.fit()
+        _fit(_tuner(spec, run_dir, run_id, dataset))
         return _finish(spec, run_dir, manifest)
     finally:
         if started_ray:
@@ -147,13 +146,25 @@ def resume_sweep(
             param_space=_param_space(spec),
         )
         manifest.setdefault("resumed_at", []).append(_now())
-        tuner.fit()
+        _fit(tuner)
         return _finish(spec, run_dir, manifest)
     finally:
         if started_ray:
             import ray
 
             ray.shutdown()
+
+
+def _fit(tuner: Any) -> None:
+    # Tune logs every failed trial and its own bookkeeping; the Parquet rows and our
+    # summary carry the trial errors, so its logger speaks only for itself when it fails.
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.CRITICAL)
+    try:
+        tuner.fit()
+    finally:
+        tune_logger.setLevel(level)
 
 
 def _finish(spec: SweepSpec, run_dir: Path, manifest: dict[str, Any]) -> RunOutcome:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,21 @@ from trainers.config import DATASETS
 DEFAULT_TRAINER = "trainers:train"
 PRESETS_DIR = Path(__file__).parent / "presets"
 MAX_CONFIGS = 10_000  # a grid beyond this is almost certainly a mistake in the spec
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with 1e-3 read as a number, as YAML 1.2 does (1.1 wants 1.0e-3)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
 
 
 class SpecError(ValueError):
@@ -187,7 +203,7 @@ def load_spec(name_or_path: str) -> SweepSpec:
             )
         path = preset_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path.read_text())
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(f"cannot read spec file {str(path)!r}: {error}") from None
     except yaml.YAMLError as error:
@@ -212,7 +228,7 @@ def parse_override(assignment: str) -> tuple[str, list[Any]]:
     if not sep or not key or not value.strip():
         raise SpecError(f"--set expects KEY=VALUE or KEY=V1,V2,..., got {assignment!r}")
     try:
-        values = yaml.safe_load(f"[{value}]")
+        values = read_yaml(f"[{value}]")
     except yaml.YAMLError:
         raise SpecError(f"--set {assignment!r}: {value!r} is not a YAML value or list") from None
     return key, values

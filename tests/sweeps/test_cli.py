@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from typer.testing import CliRunner
+import pytest
+import yaml
 
 from sweeps import __version__
-from sweeps.cli import app, parse_assignments
+from sweeps.spec import preset_names
+from tests.sweeps.conftest import run_cli
 
-runner = CliRunner()
 
-
-def test_version_from_the_installed_console_script() -> None:
+def test_version_from_the_installed_package() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "sweeps", "--version"], capture_output=True, text=True, check=True
     )
@@ -19,34 +20,100 @@ def test_version_from_the_installed_console_script() -> None:
     assert __version__ != "0+unknown"  # the package is installed, as the README says
 
 
-def test_help_lists_commands_with_examples() -> None:
-    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "120"})
-    assert result.exit_code == 0
-    assert "sweeps train --set dataset=digits" in result.output
+def test_help_carries_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("run", "--help") == 0
+    assert "sweeps run report-a-batch-size --set batch_size=64,512" in capsys.readouterr().out
 
 
-def test_set_values_are_yaml() -> None:
-    parsed = parse_assignments(["hidden=[64, 64]", "lr=0.1", "activation=relu", "shuffle=false"])
-    assert parsed == {"hidden": [64, 64], "lr": 0.1, "activation": "relu", "shuffle": False}
+def test_presets_lists_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("presets") == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in preset_names())
 
 
-def test_train_on_digits_prints_epochs_and_summary() -> None:
-    args = ["train", "-s", "dataset=digits", "-s", "epochs=2", "-s", "lr=0.5"]
-    result = runner.invoke(app, args, env={"COLUMNS": "120"})
-    assert result.exit_code == 0, result.output
-    assert "epoch 1/2 - " in result.output and "epoch 2/2 - " in result.output
-    assert "params" in result.output and "4,810" in result.output
+def test_show_prints_yaml_that_runs_as_a_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("show", "quickstart") == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["name"] == "quickstart" and shown["grid"]["batch_size"][0] == 8
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
+def test_train_on_digits_prints_epochs_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("train", "-s", "dataset=digits", "-s", "epochs=2", "-s", "lr=0.5") == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/2 - " in out and "epoch 2/2 - " in out
+    assert "4,810" in out
+
+
+def bad_specs(tmp_path: Path) -> dict[str, str]:
+    """Spec files, each wrong in one way, and what the error must say."""
+    base = {"name": "bad", "dataset": "digits", "base": {"epochs": 1}}
     cases = {
-        ("-s", "batch_size=0"): "error: batch_size must be >= 1, got 0",
-        ("-s", "lr"): "error: --set expects KEY=VALUE, got 'lr'",
-        ("-s", "activation=swish"): "error: activation must be one of",
-        ("--data-dir", str(tmp_path / "none"), "-s", "download=false"): "mnist not found under",
-    }
-    for args, message in cases.items():
-        result = runner.invoke(app, ["train", *args], env={"COLUMNS": "80"})
-        assert result.exit_code == 2, (args, result.output)
-        assert message in result.output
-        assert len(result.output.strip().splitlines()) == 1, result.output
+        "unknown-key": ({**base, "gird": {"x": [1]}}, "unknown key 'gird'"),
+        "empty-axis": ({**base, "grid": {"batch_size": []}}, "grid.batch_size"),
+        "wrong-type": ({**base, "repeats": "many"}, "repeats: Input should be a valid integer"),
+        "bad-activation": ({**base, "grid": {"activation": ["relu", "swish"]}},
+                           "activation must be one of"),
+        "batch-too-big": ({**base, "base": {"batch_size": 5000}}, "batch_size must be <= the"),
+        "bad-trainer": ({**base, "trainer": "no_such_module:train"},
+                        "cannot import 'no_such_module'"),
+        "bad-dataset": ({**base, "dataset": "cifar10"}, "dataset must be one of"),
+        "negative-gpus": ({**base, "resources": {"gpus": -1}}, "resources.gpus"),
+        "two-places": ({**base, "grid": {"epochs": [1, 2]}}, "'epochs' is in both base and grid"),
+        "unknown-config-key": ({**base, "base": {"bach_size": 8}}, "unknown config key"),
+    }  # fmt: skip
+    files = {}
+    for name, (data, message) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        files[str(path)] = message
+    (tmp_path / "broken.yaml").write_text("name: x\ngrid: {a: [1,\n")
+    files[str(tmp_path / "broken.yaml")] = "not valid YAML"
+    return files
+
+
+FLAG_CASES = [
+    (["run", "no-such-preset"], "'no-such-preset' is neither a spec file nor a preset"),
+    (["run", "missing.yaml"], "spec file 'missing.yaml' does not exist"),
+    (["run", "quickstart", "--set", "lr"], "--set expects KEY=VALUE"),
+    (["run", "quickstart", "--set", "lr=0"], "lr must be > 0, got 0"),
+    (["run", "quickstart", "--epochs", "0"], "epochs must be >= 1, got 0"),
+    (["run", "quickstart", "--epochs", "many"], "Invalid value for '--epochs'"),
+    (["run", "quickstart", "--repeats", "0"], "repeats: Input should be greater than or equal"),
+    (["run", "quickstart", "--max-concurrent", "0"], "max_concurrent"),
+    (["run", "quickstart", "--gpus-per-trial", "-0.5"], "resources.gpus"),
+    (["run", "quickstart", "--cpus-per-trial", "0"], "resources.cpus"),
+    (["run", "quickstart", "--set", "dataset=digits,mnist"], "--set dataset takes one value"),
+    (["run", "quickstart", "--set", "hidden=[0]"], "hidden widths must be integers >= 1"),
+    (["run", "quickstart", "--bogus"], "No such option: --bogus"),
+    (["run", "report-a-batch-size", "--data-dir", "{tmp}/nowhere"], "mnist not found"),
+    (["resume", "{tmp}"], "is not a run directory"),
+    (["show", "nope"], "no preset 'nope'"),
+    (["train", "-s", "batch_size=0"], "batch_size must be >= 1, got 0"),
+]
+
+
+def test_bad_input_is_one_line_exit_2_and_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sweeps.runner
+
+    def no_ray(address: str | None) -> bool:
+        raise AssertionError("Ray must not start on bad input")
+
+    monkeypatch.setattr(sweeps.runner, "_init_ray", no_ray)
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    cases = [([*(a.replace("{tmp}", str(tmp_path)) for a in args)], msg)
+             for args, msg in FLAG_CASES]  # fmt: skip
+    cases += [(["run", path], message) for path, message in bad_specs(tmp_path).items()]
+    assert len(cases) >= 15
+    for args, message in cases:
+        if args[0] == "run":
+            args = [*args, "--results", str(results)]
+        code = run_cli(*args)
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert message in err, (args, err)
+        assert len(err.strip().splitlines()) == 1, (args, err)
+        assert err.startswith("error: "), (args, err)
+    assert not results.exists()

@@ -12,8 +12,14 @@ def _epochs(config: dict[str, Any], report: Any) -> dict[str, Any]:
     for epoch in range(1, config["epochs"] + 1):
         time.sleep(config.get("sleep_s", 0))
         accuracy = 1 - 1 / (epoch + config["x"])
-        metrics = {"epoch": epoch, "loss": 1 / epoch, "accuracy": accuracy,
-                   "val_loss": 1 / epoch, "val_accuracy": accuracy, "epoch_time_s": 0.0}
+        metrics = {
+            "epoch": epoch,
+            "loss": 1 / epoch,
+            "accuracy": accuracy,
+            "val_loss": 1 / epoch,
+            "val_accuracy": accuracy,
+            "epoch_time_s": 0.0,
+        }
         report(metrics)
     return metrics
 
@@ -30,8 +36,16 @@ def fails_once(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, A
     marker = Path(config["marker_dir"]) / f"attempted-{config['x']}"
     if not marker.exists():
         marker.touch()
-        report({"epoch": 1, "loss": 9.0, "accuracy": 0.0, "val_loss": 9.0,
-                "val_accuracy": 0.0, "epoch_time_s": 0.0})
+        report(
+            {
+                "epoch": 1,
+                "loss": 9.0,
+                "accuracy": 0.0,
+                "val_loss": 9.0,
+                "val_accuracy": 0.0,
+                "epoch_time_s": 0.0,
+            }
+        )
         raise RuntimeError("first attempt fails")
     return _epochs(config, report)
 

@@ -1,0 +1,102 @@
+"""`sweeps` as a user runs it: the console script in its own process, its own Ray."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.sweeps.conftest import plugin_env
+
+pytestmark = pytest.mark.slow
+
+TRIAL_COLUMNS = [
+    "run_id", "trial_id", "status", "error", "train_loss", "train_accuracy", "val_loss",
+    "val_accuracy", "test_loss", "test_accuracy", "train_time_s", "params",
+    "epochs_completed", "device", "gpu_fraction", "confusion", "started_at", "finished_at",
+]  # fmt: skip
+EPOCH_COLUMNS = ["run_id", "trial_id", "epoch", "loss", "accuracy", "val_loss",
+                 "val_accuracy", "epoch_time_s"]  # fmt: skip
+SWEEPS = [sys.executable, "-m", "sweeps"]
+
+
+def test_quickstart_writes_the_documented_layout(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [*SWEEPS, "run", "quickstart", "--results", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    (run_dir,) = (tmp_path / "quickstart").iterdir()
+    assert "8 trials: 8 finished, 0 failed, 0 not run" in completed.stdout
+
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    assert spec["name"] == "quickstart" and spec["resources"]["gpus"] == 0.0  # resolved
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for key in ("python", "torch", "ray", "sweeps", "host", "devices", "started_at",
+                "finished_at", "ray_address"):  # fmt: skip
+        assert manifest[key], key
+    assert manifest["run_id"] == run_dir.name
+
+    trials = pd.read_parquet(run_dir / "trials")
+    assert set(TRIAL_COLUMNS) <= set(trials.columns)
+    assert {"batch_size", "activation", "lr", "hidden", "dataset"} <= set(trials.columns)
+    assert len(trials) == 8 and set(trials["status"]) == {"TERMINATED"}
+    assert sorted(trials["batch_size"]) == [8, 16, 32, 64, 128, 256, 512, 1024]
+    assert trials["trial_id"].is_unique and set(trials["run_id"]) == {run_dir.name}
+    assert all(len(c) == 100 and sum(c) == 300 for c in trials["confusion"])
+    assert set(trials["device"]) == {"cpu"} and set(trials["gpu_fraction"]) == {0.0}
+    assert (trials["finished_at"] > trials["started_at"]).all()
+    assert trials["val_accuracy"].max() > 0.85
+
+    epochs = pd.read_parquet(run_dir / "epochs")
+    assert list(epochs.columns) == EPOCH_COLUMNS
+    assert len(epochs) == 8 * 20
+    assert (
+        epochs.groupby("trial_id")["epoch"].apply(list).map(lambda e: e == list(range(1, 21))).all()
+    )
+
+
+def test_interrupted_run_resumes_with_each_trial_once(tmp_path: Path) -> None:
+    spec = tmp_path / "sleepy.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "sleepy", "trainer": "user_trainers:steady", "dataset": None,
+        "base": {"epochs": 3, "sleep_s": 0.4}, "grid": {"x": [1, 2, 3, 4, 5, 6]},
+        "max_concurrent": 1,
+    }))  # fmt: skip
+    results = tmp_path / "results"
+    process = subprocess.Popen(
+        [*SWEEPS, "run", str(spec), "--results", str(results)], env=plugin_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(results.glob("sleepy/*/trials/*.parquet"))) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    (run_dir,) = (results / "sleepy").iterdir()
+    assert f"sweeps resume {run_dir}" in stderr
+    before = pd.read_parquet(run_dir / "trials")
+    assert 2 <= len(before) < 6
+
+    resumed = subprocess.run(
+        [*SWEEPS, "resume", str(run_dir)], env=plugin_env(), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    after = pd.read_parquet(run_dir / "trials")
+    assert sorted(after["x"]) == [1, 2, 3, 4, 5, 6] and after["trial_id"].is_unique
+    assert set(after["status"]) == {"TERMINATED"}
+    # The trials finished before the interrupt were not run again.
+    kept = after.set_index("trial_id").loc[before["trial_id"], "started_at"]
+    assert list(kept) == list(before["started_at"])
+    epochs = pd.read_parquet(run_dir / "epochs")
+    assert (epochs.groupby("trial_id").size() == 3).all() and epochs["trial_id"].nunique() == 6

@@ -1,0 +1,86 @@
+"""Sweeps on a real local Ray (2 CPUs), driven through the CLI in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.sweeps.conftest import run_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
+
+
+def read(run_root: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    (run_dir,) = [p for p in run_root.glob("*/*") if p.is_dir()]
+    return run_dir, pd.read_parquet(run_dir / "trials"), pd.read_parquet(run_dir / "epochs")
+
+
+def write_spec(path: Path, **spec: object) -> str:
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_set_overrides_base_values_and_makes_a_two_axis_grid(tmp_path: Path) -> None:
+    code = run_cli(
+        "run", "quickstart", "--results", str(tmp_path), "--epochs", "2",
+        "--set", "batch_size=16,32", "--set", "activation=relu,tanh", "--set", "lr=0.3",
+    )  # fmt: skip
+    assert code == 0
+    _, trials, epochs = read(tmp_path)
+    assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
+    combos = set(zip(trials["batch_size"], trials["activation"], strict=True))
+    assert combos == {(16, "relu"), (16, "tanh"), (32, "relu"), (32, "tanh")}
+    assert set(trials["lr"]) == {0.3} and set(trials["epochs_completed"]) == {2}
+    assert len(epochs) == 8 and sorted(set(epochs["epoch"])) == [1, 2]
+
+
+def test_user_trainer_that_raises_gives_error_rows_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(
+        tmp_path / "flaky.yaml", name="flaky", trainer="user_trainers:flaky", dataset=None,
+        base={"epochs": 2}, grid={"x": [1, 2, 3, 4, 5, 6]},
+    )  # fmt: skip
+    assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 1
+    _, trials, epochs = read(tmp_path / "results")
+    assert len(trials) == 6
+    failed = trials[trials["status"] == "ERROR"].sort_values("x")
+    assert list(failed["x"]) == [3, 6]
+    assert list(failed["error"]) == ["ValueError: x=3 is divisible by 3",
+                                     "ValueError: x=6 is divisible by 3"]  # fmt: skip
+    finished = trials[trials["status"] == "TERMINATED"]
+    assert sorted(finished["x"]) == [1, 2, 4, 5] and finished["error"].isna().all()
+    assert len(epochs) == 4 * 2
+    assert "failed: ValueError: x=3 is divisible by 3" in capsys.readouterr().err
+
+
+def test_failed_attempt_is_retried_and_written_once(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "retry.yaml", name="retry", trainer="user_trainers:fails_once",
+        dataset=None, max_failures=1,
+        base={"epochs": 3, "marker_dir": str(tmp_path)}, grid={"x": [1, 2]},
+    )  # fmt: skip
+    assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
+    _, trials, epochs = read(tmp_path / "results")
+    assert list(trials["status"]) == ["TERMINATED", "TERMINATED"]
+    # The failed first attempt reported epoch 1 with loss 9; only the retry's epochs remain.
+    assert epochs.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
+    assert (epochs["loss"] < 9).all()
+
+
+def test_report_a_batch_sizes_match_keras_on_real_mnist(tmp_path: Path, mnist_dir: Path) -> None:
+    code = run_cli(
+        "run", "report-a-batch-size", "--set", "batch_size=64,512",
+        "--results", str(tmp_path), "--data-dir", str(mnist_dir),
+    )  # fmt: skip
+    assert code == 0
+    _, trials, epochs = read(tmp_path)
+    accuracy = dict(zip(trials["batch_size"], trials["val_accuracy"], strict=True))
+    # Keras 3.15 / TensorFlow 2.21, fresh weights (EXPERIMENTS.md, A1).
+    assert accuracy[64] == pytest.approx(0.9604, abs=0.005)
+    assert accuracy[512] == pytest.approx(0.9173, abs=0.005)
+    assert set(trials["epochs_completed"]) == {20} and len(epochs) == 40
+    assert set(trials["params"]) == {50_890}

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweeps.spec import (
+    SpecError,
+    expand,
+    load_spec,
+    override,
+    parse_override,
+    parse_spec,
+    preset_names,
+    to_yaml,
+)
+
+MINIMAL = {"name": "tiny", "dataset": "digits", "base": {"epochs": 1}}
+
+
+def test_grid_is_the_cartesian_product_and_repeats_add_seeds() -> None:
+    spec = parse_spec(
+        {**MINIMAL, "grid": {"batch_size": [8, 16, 32], "activation": ["relu", "tanh"]},
+         "repeats": 2},
+        "test",
+    )  # fmt: skip
+    configs = list(expand(spec))
+    assert spec.trial_count == len(configs) == 12
+    combos = {(c["batch_size"], c["activation"], c["seed"]) for c in configs}
+    assert combos == {(b, a, s) for b in (8, 16, 32) for a in ("relu", "tanh") for s in (0, 1)}
+    assert all(c["dataset"] == "digits" and c["epochs"] == 1 for c in configs)
+    assert spec.swept == ["batch_size", "activation", "seed"]
+
+
+def test_sampled_parameters_count_num_samples() -> None:
+    spec = parse_spec(
+        {**MINIMAL, "grid": {"batch_size": [8, 16]}, "num_samples": 3,
+         "sample": {"lr": {"loguniform": [0.001, 0.1]}, "activation": {"choice": ["relu"]}}},
+        "test",
+    )  # fmt: skip
+    assert spec.trial_count == 6
+    assert spec.swept == ["batch_size", "lr", "activation"]
+
+
+def test_override_sets_base_values_and_grid_axes() -> None:
+    spec = load_spec("report-a-batch-size")
+    changed = override(
+        spec,
+        dict(parse_override(a) for a in ["batch_size=64,512", "lr=0.5", "hidden=[32,32]",
+                                           "activation=relu,tanh", "epochs=3"]),
+        repeats=2, gpus=0.5,
+    )  # fmt: skip
+    assert changed.grid == {"batch_size": [64, 512], "activation": ["relu", "tanh"]}
+    assert changed.base["lr"] == 0.5 and changed.base["hidden"] == [32, 32]
+    assert changed.base["epochs"] == 3 and changed.repeats == 2
+    assert changed.resources.gpus == 0.5
+    assert spec.grid["batch_size"] == [512, 256, 128, 64, 32, 16, 8]  # the original is kept
+    # One value for a grid axis narrows the axis: it stays a swept column.
+    assert override(spec, {"batch_size": [64]}).grid == {"batch_size": [64]}
+
+
+def test_parse_override_reads_yaml_values() -> None:
+    assert parse_override("hidden=[64,64]") == ("hidden", [[64, 64]])
+    assert parse_override("hidden=[64],[128,128]") == ("hidden", [[64], [128, 128]])
+    assert parse_override("lr=0.1,1e-3") == ("lr", [0.1, 0.001])
+    assert parse_override("shuffle=false") == ("shuffle", [False])
+
+
+def test_resolved_spec_round_trips_through_yaml() -> None:
+    for name in preset_names():
+        spec = load_spec(name)
+        assert parse_spec(yaml.safe_load(to_yaml(spec)), name) == spec
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({**MINIMAL, "gird": {}}, "unknown key 'gird'"),
+        ({**MINIMAL, "grid": {"batch_size": []}}, "grid.batch_size: List should have at least 1"),
+        ({**MINIMAL, "repeats": "three"}, "repeats: Input should be a valid integer"),
+        ({**MINIMAL, "num_samples": 0}, "num_samples: Input should be greater than or equal to 1"),
+        ({**MINIMAL, "resources": {"gpus": -1}}, "resources.gpus"),
+        (
+            {**MINIMAL, "sample": {"lr": {"uniform": [0.1, 0.2], "choice": [1]}}},
+            "give exactly one of choice, uniform, loguniform",
+        ),
+        ({**MINIMAL, "sample": {"lr": {"loguniform": [0.1, 0.01]}}}, "low < high"),
+        ({**MINIMAL, "grid": {"epochs": [1, 2]}}, "'epochs' is in both base and grid"),
+        ({**MINIMAL, "dataset": "cifar10"}, "dataset must be one of mnist, fashion_mnist, digits"),
+        ({**MINIMAL, "name": "my sweep"}, "name: String should match pattern"),
+        ({**MINIMAL, "trainer": "no-colon"}, "trainer: String should match pattern"),
+        ({**MINIMAL, "repeats": 2, "grid": {"seed": [1, 2]}}, "repeats > 1 sets the seeds"),
+        ({**MINIMAL, "scheduler": "hyperband"}, "scheduler: Input should be 'fifo' or 'asha'"),
+        (["not", "a", "mapping"], "a spec is a mapping of keys, got list"),
+    ],
+)
+def test_bad_specs_name_the_problem(data: object, message: str) -> None:
+    with pytest.raises(SpecError) as raised:
+        parse_spec(data, "bad.yaml")
+    text = str(raised.value)
+    assert text.startswith("bad.yaml: ") and message in text and "\n" not in text
+
+
+def test_load_spec_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="'nope' is neither a spec file nor a preset"):
+        load_spec("nope")
+    with pytest.raises(SpecError, match=r"spec file 'missing\.yaml' does not exist"):
+        load_spec("missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ngrid: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML at line"):
+        load_spec(str(broken))
