@@ -267,6 +267,9 @@ def _tuner(spec: SweepSpec, run_dir: Path, run_id: str, dataset: Any) -> Any:
         tune_config=tune.TuneConfig(
             num_samples=spec.num_samples,
             scheduler=scheduler,
+            # A trial's process stays for the next one: torch is imported and the dataset
+            # fetched once per worker, not once per trial.
+            reuse_actors=True,
             # Tune ignores max_concurrent_trials when given a search_alg: limit it here.
             search_alg=BasicVariantGenerator(
                 max_concurrent=spec.max_concurrent or 0,

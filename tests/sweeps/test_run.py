@@ -84,3 +84,30 @@ def test_report_a_batch_sizes_match_keras_on_real_mnist(tmp_path: Path, mnist_di
     assert accuracy[512] == pytest.approx(0.9173, abs=0.005)
     assert set(trials["epochs_completed"]) == {20} and len(epochs) == 40
     assert set(trials["params"]) == {50_890}
+
+
+def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
+    # Best first, one at a time: every later trial is worse at the first rung and stops there.
+    spec = write_spec(
+        tmp_path / "asha.yaml", name="asha", trainer="user_trainers:steady", dataset=None,
+        scheduler="asha", max_concurrent=1, base={"epochs": 4}, grid={"x": [6, 5, 4, 3]},
+    )  # fmt: skip
+    assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
+    _, trials, epochs = read(tmp_path / "results")
+    completed = dict(zip(trials["x"], trials["epochs_completed"], strict=True))
+    assert completed[6] == 4
+    assert all(completed[x] < 4 for x in (5, 4, 3)), completed
+    assert set(trials["status"]) == {"TERMINATED"}
+    assert len(epochs) == sum(completed.values())
+
+
+def test_sampled_parameters_give_num_samples_trials(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "sampled.yaml", name="sampled", trainer="user_trainers:steady",
+        dataset=None, num_samples=3, base={"epochs": 1},
+        sample={"x": {"choice": [10, 20]}, "lr": {"loguniform": [1e-4, 1e-1]}},
+    )  # fmt: skip
+    assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
+    _, trials, _ = read(tmp_path / "results")
+    assert len(trials) == 3 and set(trials["x"]) <= {10, 20}
+    assert trials["lr"].between(1e-4, 1e-1).all() and trials["lr"].nunique() == 3
