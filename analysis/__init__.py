@@ -1,5 +1,36 @@
 """Analysis of sweep results: pandas DataFrames from the Parquet a run writes.
 
 Knows pandas and matplotlib only (never torch or Ray), so everything here works the same
-in a notebook. The report computations arrive with the analysis issue.
+in a notebook:
+
+    import analysis
+    trials, epochs = analysis.load("results/report-a-batch-size/<run id>")
+    result = analysis.find_threshold(trials)          # report A's A2 computation
+    print("\\n".join(result.lines()))
 """
+
+from analysis.load import Run, RunDataError, load, load_run
+from analysis.tables import (
+    activation_table,
+    batch_size_table,
+    compare_table,
+    config_table,
+    report_b_table,
+    report_table,
+)
+from analysis.threshold import Threshold, find_threshold
+
+__all__ = [
+    "Run",
+    "RunDataError",
+    "Threshold",
+    "activation_table",
+    "batch_size_table",
+    "compare_table",
+    "config_table",
+    "find_threshold",
+    "load",
+    "load_run",
+    "report_b_table",
+    "report_table",
+]

@@ -6,7 +6,9 @@ run), 2 bad input (a spec, flag, file or address), in which case nothing was sta
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from sweeps import __version__
+from sweeps import __version__, reporting
 from sweeps.spec import SpecError, load_spec, override, parse_override, preset_names, preset_path
 
 app = typer.Typer(
@@ -43,6 +45,19 @@ AddressOption = Annotated[
     str | None,
     typer.Option(help="Join the Ray cluster at this address instead of starting one."),
 ]
+
+
+def _guarded(command: Callable[..., None]) -> Callable[..., None]:
+    """An analysis command whose bad-input errors become one line and exit 2."""
+
+    @functools.wraps(command)
+    def run_command(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except reporting.ERRORS as error:
+            raise fail(str(error), 2) from None
+
+    return run_command
 
 
 def _version(value: bool) -> None:
@@ -212,6 +227,10 @@ def train(
     except _input_errors() as error:
         raise fail(str(error), 2) from None
     console.print(final_table(result))
+
+
+for _command in (reporting.report, reporting.threshold, reporting.compare):
+    app.command()(_guarded(_command))
 
 
 def single_values(assignments: list[str] | None) -> dict[str, Any]:

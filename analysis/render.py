@@ -1,0 +1,127 @@
+"""Frames and results -> rich tables, Markdown or CSV; shared by the CLI and notebooks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from analysis.threshold import Level, Threshold
+
+FORMATS = ("table", "markdown", "csv")
+
+
+def cell(value: Any, column: str = "") -> str:
+    """A value as a table shows it: 4 decimals, seconds with 1, counts with separators."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if column == "params" and isinstance(value, int | float):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        if column.endswith("_s") or column.endswith("_s_std"):
+            return f"{value:.1f}"
+        if column.startswith("diff"):
+            return f"{value:+.4f}"
+        return f"{value:.4f}"
+    if isinstance(value, tuple):
+        return str(list(value))
+    return str(value)
+
+
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Strings for display: `<m>` and `<m>_std` become "mean ± std" where repeats exist."""
+    shown = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        if column.endswith("_std") and column.removesuffix("_std") in frame.columns:
+            continue
+        text = frame[column].map(lambda v, c=column: cell(v, c))
+        std = f"{column}_std"
+        if std in frame.columns and frame[std].notna().any():
+            spread = frame[std].map(lambda v, c=std: cell(v, c))
+            text = text.where(spread == "-", text + " ± " + spread)
+        shown[column] = text
+    return shown
+
+
+def rich_table(frame: pd.DataFrame, title: str = "", sources: list[str] | None = None) -> Table:
+    shown = display_frame(frame)
+    caption = "  ".join(f"ref{i}: {s}" for i, s in enumerate(sources or [], 1)) or None
+    table = Table(title=title or None, title_justify="left", caption=caption,
+                  caption_justify="left")  # fmt: skip
+    for position, column in enumerate(shown.columns):
+        numeric = position > 0 and pd.api.types.is_numeric_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left")
+    for row in shown.itertuples(index=False):
+        table.add_row(*row)
+    return table
+
+
+def markdown(frame: pd.DataFrame, sources: list[str] | None = None) -> str:
+    shown = display_frame(frame)
+    lines = ["| " + " | ".join(map(str, shown.columns)) + " |",
+             "|" + "|".join("---" for _ in shown.columns) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)]
+    lines += [f"\nref{i}: {source}" for i, source in enumerate(sources or [], 1)]
+    return "\n".join(lines) + "\n"
+
+
+def csv(frame: pd.DataFrame) -> str:
+    return frame.map(lambda v: list(v) if isinstance(v, tuple) else v).to_csv(index=False)
+
+
+def threshold_frame(result: Threshold) -> pd.DataFrame:
+    """Per level: runs, mean, std and 95% interval; the change to it; which answer it is."""
+    changes = {c.smaller: c for c in result.changes}
+    rows = []
+    for level in result.levels:
+        change = changes.get(level.value)
+        rows.append({
+            result.param: level.value,
+            "runs": level.count,
+            result.metric: level.mean,
+            "std": level.std,
+            "ci95": level.half_width,
+            "change": change.change if change else math.nan,
+            "noise": change.noise if change else math.nan,
+            "answer": _marks(result, level),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _marks(result: Threshold, level: Level) -> str:
+    marks = []
+    if result.answer is not None and result.answer.value == level.value:
+        marks.append("report's rule")
+    if result.noise_aware is not None and result.noise_aware.value == level.value:
+        marks.append("noise-aware")
+    return ", ".join(marks)
+
+
+def threshold_block(result: Threshold) -> Group:
+    """The report's printed lines, then both answers side by side with the levels."""
+    parts: list[Any] = [Text(line) for line in result.lines()]
+    if result.has_repeats:
+        noise = result.noise_aware
+        verdict = (
+            "no threshold within the noise either" if noise is None
+            else f"{result.param} {noise.value} with {result.metric} {noise.mean:.4f}"
+        )  # fmt: skip
+        parts.append(Text(f"Noise-aware answer (a change inside the 95% seed-to-seed noise "
+                          f"counts as insignificant): {verdict}"))  # fmt: skip
+        if noise is not None and result.answer is not None and noise.value != result.answer.value:
+            parts.append(Text("The report's single-run rule and the noise disagree: the "
+                              "difference between them is within seed-to-seed noise.",
+                              style="yellow"))  # fmt: skip
+    if result.dropped:
+        parts.append(Text(f"{result.dropped} trial(s) without {result.metric} left out",
+                          style="dim"))  # fmt: skip
+    parts.append(rich_table(threshold_frame(result)))
+    return Group(*parts)

@@ -1,0 +1,150 @@
+"""Report A's batch-size threshold (A2), exactly as it computed it, and a noise-aware twin.
+
+The report: batch sizes ordered large to small, `np.diff` of their accuracies (the change
+going to the next smaller batch), threshold 0.001, the first change <= threshold, and the
+answer is the batch size after it. With repeats (several seeds per batch size) we use the
+mean accuracy, and the noise-aware answer also counts a change as insignificant when it
+lies within the 95% interval of the difference of two means (Welch's t), i.e. inside the
+seed-to-seed noise, so a user sees when the single-run answer is noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import RunDataError, require_numeric
+
+DEFAULT_THRESHOLD = 0.001
+
+
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """One value of the parameter: its metric over the repeats."""
+
+    value: Any
+    mean: float
+    std: float  # NaN with one run
+    count: int
+    half_width: float  # of the 95% interval of the mean; NaN with one run
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    larger: Any  # the parameter value we come from
+    smaller: Any  # the next smaller value
+    change: float  # mean(smaller) - mean(larger), as np.diff computes it
+    noise: float  # half-width of the 95% interval of that difference; NaN if unknown
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    param: str
+    metric: str
+    threshold: float
+    levels: list[Level]  # large to small
+    changes: list[Change]
+    answer: Level | None  # the report's rule
+    noise_aware: Level | None  # the report's rule, or the change within the noise
+    dropped: int  # rows without a metric (failed trials)
+
+    @property
+    def has_repeats(self) -> bool:
+        return any(level.count > 1 for level in self.levels)
+
+    def lines(self) -> list[str]:
+        """The report's printed lines, then the answer (or why there is none)."""
+        label = self.param.replace("_", " ").capitalize()
+        metric = self.metric.replace("val_", "").replace("_", " ")
+        lines = [
+            f"Change in {metric} from {c.smaller} to {c.larger}: {c.change:.4f}"
+            for c in self.changes
+        ]
+        if self.answer is not None:
+            lines.append(
+                f"Potential threshold for insignificant {metric} change: {label}"
+                f" {self.answer.value} with {metric} {self.answer.mean:.4f}"
+            )
+        elif len(self.levels) < 2:
+            lines.append(
+                f"No threshold within the data: only one {self.param} ({len(self.levels)} level)"
+            )
+        else:
+            lines.append(
+                f"No threshold within the data: no change <= {self.threshold:g} going from"
+                f" {self.levels[0].value} down to {self.levels[-1].value}"
+            )
+        return lines
+
+
+def find_threshold(
+    trials: pd.DataFrame,
+    param: str = "batch_size",
+    metric: str = "val_accuracy",
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Threshold:
+    """Report A's threshold over any trials frame; see the module docstring."""
+    require_numeric(trials, param, metric)
+    usable = trials.dropna(subset=[param, metric])
+    if usable.empty:
+        raise RunDataError(f"no trial has both {param!r} and {metric!r}")
+    levels = [
+        _level(value, group[metric].to_numpy(dtype=float))
+        for value, group in usable.groupby(param, sort=True)
+    ][::-1]  # large to small, as the report ordered its batch sizes
+    means = np.array([level.mean for level in levels])
+    changes = [
+        Change(larger.value, smaller.value, float(diff), _noise(larger, smaller))
+        for larger, smaller, diff in zip(levels, levels[1:], np.diff(means), strict=False)
+    ]
+    first = next((i for i, c in enumerate(changes) if c.change <= threshold), None)
+    noisy = next(
+        (
+            i
+            for i, c in enumerate(changes)
+            if c.change <= threshold or (not math.isnan(c.noise) and c.change <= c.noise)
+        ),
+        None,
+    )
+    return Threshold(
+        param=param,
+        metric=metric,
+        threshold=threshold,
+        levels=levels,
+        changes=changes,
+        answer=None if first is None else levels[first + 1],
+        noise_aware=None if noisy is None else levels[noisy + 1],
+        dropped=len(trials) - len(usable),
+    )
+
+
+def _level(value: Any, scores: np.ndarray) -> Level:
+    count = len(scores)
+    if count < 2:
+        return Level(_plain(value), float(scores.mean()), math.nan, count, math.nan)
+    from scipy import stats  # imported here: scipy is slow to import, few calls need it
+
+    std = float(scores.std(ddof=1))
+    half_width = float(stats.t.ppf(0.975, count - 1) * std / math.sqrt(count))
+    return Level(_plain(value), float(scores.mean()), std, count, half_width)
+
+
+def _noise(a: Level, b: Level) -> float:
+    """Half-width of the 95% interval of mean(b) - mean(a) (Welch); NaN without repeats."""
+    if a.count < 2 or b.count < 2:
+        return math.nan
+    va, vb = a.std**2 / a.count, b.std**2 / b.count
+    if va + vb == 0:
+        return 0.0
+    from scipy import stats
+
+    dof = (va + vb) ** 2 / (va**2 / (a.count - 1) + vb**2 / (b.count - 1))
+    return float(stats.t.ppf(0.975, dof) * math.sqrt(va + vb))
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
