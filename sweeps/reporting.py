@@ -72,6 +72,9 @@ def report(
             console.out("```\n" + "\n".join(result.lines()) + "\n```")
         else:
             console.print(threshold_block(result))
+        for index, answer in _reference_thresholds(run.references):
+            console.print(f"the same rule on ref{index}'s figures: {answer}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
     metric, mode = run.spec.get("metric", "val_accuracy"), run.spec.get("mode", "max")
     scored = trials.dropna(subset=[metric])
     if len(scored) and fmt != "csv":
@@ -86,6 +89,16 @@ def report(
         if fmt != "csv":
             console.print(f"plots: {len(written)} PNG files in {run.path / 'plots'}",
                           highlight=False, soft_wrap=True)  # fmt: skip
+
+
+def _reference_thresholds(references: list[dict]) -> list[tuple[int, str]]:
+    """The threshold rule applied to each reference's own batch-size figures."""
+    answers = []
+    for index, reference in enumerate(references, 1):
+        rows = [r for r in reference.get("rows", []) if {"batch_size", "val_accuracy"} <= set(r)]
+        if len(rows) > 1:
+            answers.append((index, find_threshold(pd.DataFrame(rows)).lines()[-1]))
+    return answers
 
 
 def threshold(

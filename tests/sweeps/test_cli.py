@@ -89,6 +89,11 @@ FLAG_CASES = [
     (["resume", "{tmp}"], "is not a run directory"),
     (["show", "nope"], "no preset 'nope'"),
     (["train", "-s", "batch_size=0"], "batch_size must be >= 1, got 0"),
+    (["report", "{tmp}/nowhere"], "run directory '{tmp}/nowhere' does not exist"),
+    (["report", "{tmp}"], "has no trial results"),
+    (["report", "{tmp}", "--format", "xml"], "--format must be one of table, markdown, csv"),
+    (["threshold", "{tmp}/nowhere"], "does not exist"),
+    (["compare", "{tmp}/a", "{tmp}/b"], "run directory '{tmp}/a' does not exist"),
 ]
 
 
@@ -103,8 +108,8 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(
     monkeypatch.setattr(sweeps.runner, "_init_ray", no_ray)
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "results"
-    cases = [([*(a.replace("{tmp}", str(tmp_path)) for a in args)], msg)
-             for args, msg in FLAG_CASES]  # fmt: skip
+    cases = [([a.replace("{tmp}", str(tmp_path)) for a in args],
+              msg.replace("{tmp}", str(tmp_path))) for args, msg in FLAG_CASES]  # fmt: skip
     cases += [(["run", path], message) for path, message in bad_specs(tmp_path).items()]
     assert len(cases) >= 15
     for args, message in cases:

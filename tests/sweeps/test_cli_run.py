@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,9 +59,21 @@ def test_quickstart_writes_the_documented_layout(tmp_path: Path) -> None:
     epochs = pd.read_parquet(run_dir / "epochs")
     assert list(epochs.columns) == EPOCH_COLUMNS
     assert len(epochs) == 8 * 20
-    assert (
-        epochs.groupby("trial_id")["epoch"].apply(list).map(lambda e: e == list(range(1, 21))).all()
-    )
+    assert (epochs.groupby("trial_id")["epoch"].apply(list) == [list(range(1, 21))] * 8).all()
+
+    report = subprocess.run(
+        [*SWEEPS, "report", str(run_dir)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert "quickstart run" in report.stdout and "8 trials, 8 finished, 0 failed" in report.stdout
+    assert "val_accuracy by batch size" in report.stdout
+    assert "Change in accuracy from 512 to 1024:" in report.stdout
+    assert "threshold" in report.stdout  # an answer, or why there is none
+    assert "best: " in report.stdout
+    plots = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
+    assert len(plots) == 8 + 8 + 1 and "accuracy-vs-batch_size.png" in plots
+    assert f"plots: {len(plots)} PNG files" in report.stdout
 
 
 def test_interrupted_run_resumes_with_each_trial_once(tmp_path: Path) -> None:
