@@ -30,7 +30,8 @@ def config_table(
 ) -> pd.DataFrame:
     """One row per configuration: `runs`, `failed`, and `<metric>`, `<metric>_std` each."""
     keys = config_keys(swept)
-    metrics = [m for m in (metrics or DEFAULT_METRICS) if m in trials.columns]
+    if metrics is None:
+        metrics = [m for m in DEFAULT_METRICS if m in trials.columns]
     require_numeric(trials, *metrics)
     frame = trials.assign(**{key: trials[key].map(hashable) for key in keys})
     frame = frame.assign(_failed=frame["status"].ne("TERMINATED"), _all="all")
@@ -90,7 +91,7 @@ def report_b_table(
     trials: pd.DataFrame, swept: list[str], references: list[dict[str, Any]]
 ) -> tuple[pd.DataFrame, list[str]]:
     """Report B's table: train / val / test accuracy and loss, params, training time."""
-    table = config_table(trials, swept, REPORT_B_METRICS)
+    table = config_table(trials, swept, [m for m in REPORT_B_METRICS if m in trials.columns])
     return add_references(table, references, config_keys(swept), "test_accuracy")
 
 

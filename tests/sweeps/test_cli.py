@@ -122,3 +122,24 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(
         assert len(err.strip().splitlines()) == 1, (args, err)
         assert err.startswith("error: "), (args, err)
     assert not results.exists()
+
+
+def test_analysis_commands_name_bad_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.analysis.test_load import make_run
+
+    run_dir = str(make_run(tmp_path))
+    cases = [
+        (["threshold", run_dir, "--param", "learning_rate"], "no column 'learning_rate'"),
+        (["threshold", run_dir, "--metric", "status"], "column 'status' is not numeric"),
+        (["compare", run_dir, run_dir, "--metric", "test_loss"], "no column 'test_loss'"),
+    ]
+    for args, message in cases:
+        assert run_cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert run_cli("threshold", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "Change in accuracy from 32 to 64: 0.0100" in out
+    assert "No threshold within the data: no change <= 0.001 going from 64 down to 32" in out
