@@ -15,6 +15,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from analysis.render import rich_table
+
 _DONE, _FAILED = "TERMINATED", "ERROR"
 
 
@@ -100,33 +102,11 @@ class LiveProgress(tune.Callback):
         return value, "  ".join(f"{key}={trial.config.get(key)}" for key in self.swept)
 
 
-def summary_table(
-    trials: pd.DataFrame, swept: list[str], metric: str, mode: str, title: str = ""
-) -> Table:
+def summary_table(trials: pd.DataFrame, swept: list[str], metric: str, mode: str) -> Table:
     """One row per trial, best first: the swept parameters, status and headline metrics."""
-    metrics = [c for c in ("val_accuracy", "val_loss", "train_time_s") if c in trials.columns]
-    if metric in trials.columns and metric not in metrics:
-        metrics.insert(0, metric)
+    metrics = [c for c in (metric, "val_accuracy", "val_loss", "train_time_s")
+               if c in trials.columns]  # fmt: skip
+    columns = list(dict.fromkeys(["trial_id", *swept, "status", *metrics]))
     ordered = trials.sort_values(metric, ascending=mode == "min", na_position="last")
-    table = Table(title=title or None, title_justify="left")
-    for column in ["trial_id", *swept, "status", *metrics]:
-        numeric = column in metrics
-        table.add_column(column, justify="right" if numeric else "left")
-    for _, row in ordered.iterrows():
-        status = "done" if row["status"] == _DONE else str(row["status"])
-        cells = [str(row["trial_id"]), *(_text(row.get(p)) for p in swept), status]
-        cells += [_number(row.get(m), m) for m in metrics]
-        table.add_row(*cells, style="red" if row["status"] == _FAILED else None)
-    return table
-
-
-def _text(value: Any) -> str:
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    return str(value)
-
-
-def _number(value: Any, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.1f}" if column.endswith("_s") else f"{value:.4f}"
+    shown = ordered[columns].assign(status=ordered["status"].replace({_DONE: "done"}))
+    return rich_table(shown.reset_index(drop=True))
