@@ -13,13 +13,33 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from sweeps import __version__, reporting
-from sweeps.spec import SpecError, load_spec, override, parse_override, preset_names, preset_path
+from sweeps import __version__, jobs_cli, reporting
+from sweeps.options import (
+    CpusOption,
+    DataDirOption,
+    EpochsOption,
+    GpusOption,
+    MaxConcurrentOption,
+    RepeatsOption,
+    SetOption,
+    SpecArgument,
+    console,
+    errors,
+    fail,
+    say,
+)
+from sweeps.spec import (
+    SpecError,
+    load_spec,
+    parse_override,
+    preset_names,
+    preset_path,
+    resolve_spec,
+)
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet.",
@@ -27,20 +47,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
 )
-console = Console()
-errors = Console(stderr=True)
-
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", "-s", metavar="KEY=VALUE",
-        help="Set a config value, or sweep it with KEY=V1,V2,...; repeatable.",
-    ),
-]  # fmt: skip
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(envvar="SWEEPS_DATA_DIR", help="Data root holding MNIST/raw/."),
-]
 AddressOption = Annotated[
     str | None,
     typer.Option(help="Join the Ray cluster at this address instead of starting one."),
@@ -48,14 +54,19 @@ AddressOption = Annotated[
 
 
 def _guarded(command: Callable[..., None]) -> Callable[..., None]:
-    """An analysis command whose bad-input errors become one line and exit 2."""
+    """A command whose library errors become one line: exit 2 for bad input (a spec, a
+    run directory, a job id), 1 for a cluster that cannot be reached or refuses us."""
+
+    from sweeps.jobs import JobsError, NoSuchJob
 
     @functools.wraps(command)
     def run_command(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
-        except reporting.ERRORS as error:
+        except (*reporting.ERRORS, *_input_errors(), NoSuchJob) as error:
             raise fail(str(error), 2) from None
+        except JobsError as error:
+            raise fail(str(error), 1) from None
 
     return run_command
 
@@ -76,11 +87,6 @@ def callback(
     """Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet."""
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 def _input_errors() -> tuple[type[Exception], ...]:
     """The library's exceptions that mean bad input: exit 2, nothing started."""
     from sweeps.trainable import TrainerImportError
@@ -91,20 +97,19 @@ def _input_errors() -> tuple[type[Exception], ...]:
 
 @app.command()
 def run(
-    spec: Annotated[str, typer.Argument(metavar="SPEC_OR_PRESET", help="A YAML file or preset.")],
+    spec: SpecArgument,
     assignments: SetOption = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs of every trial.")] = None,
-    repeats: Annotated[int | None, typer.Option(help="Run the grid N times, seeds 0..N-1.")] = None,
+    epochs: EpochsOption = None,
+    repeats: RepeatsOption = None,
     results: Annotated[
-        Path | None, typer.Option(help="Results root. [default: the spec's, ./results]")
+        str | None, typer.Option(help="Results root. [default: the spec's, ./results]")
     ] = None,
     data_dir: DataDirOption = None,
-    cpus_per_trial: Annotated[float | None, typer.Option(help="CPUs each trial reserves.")] = None,
-    gpus_per_trial: Annotated[
-        float | None, typer.Option(help="GPU share of each trial: 0.25 packs four on one GPU.")
-    ] = None,
-    max_concurrent: Annotated[int | None, typer.Option(help="Trials at once, at most.")] = None,
+    cpus_per_trial: CpusOption = None,
+    gpus_per_trial: GpusOption = None,
+    max_concurrent: MaxConcurrentOption = None,
     address: AddressOption = None,
+    run_id: Annotated[str | None, typer.Option(hidden=True)] = None,  # set by `submit`
 ) -> None:
     """Run a sweep: a Ray Tune grid on an embedded Ray (or --address), results as Parquet.
 
@@ -119,16 +124,14 @@ def run(
     from sweeps.runner import run_sweep
 
     try:
-        overrides = dict(parse_override(a) for a in assignments or [])
-        if epochs is not None:
-            overrides["epochs"] = [epochs]
-        sweep = override(
-            load_spec(spec), overrides, cpus=cpus_per_trial, gpus=gpus_per_trial,
-            repeats=repeats, max_concurrent=max_concurrent,
+        sweep = resolve_spec(
+            spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
+            gpus=gpus_per_trial, max_concurrent=max_concurrent,
         )  # fmt: skip
         outcome = run_sweep(
-            sweep, results=results, address=address, data_dir=_text(data_dir), say=_say
-        )
+            sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
+            say=say,
+        )  # fmt: skip
     except _input_errors() as error:
         raise fail(str(error), 2) from None
     except ConnectionError as error:
@@ -151,7 +154,7 @@ def resume(
     from sweeps.runner import resume_sweep
 
     try:
-        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=_say)
+        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=say)
         sweep = load_spec(str(run_dir / "spec.yaml"))
     except _input_errors() as error:
         raise fail(str(error), 2) from None
@@ -231,6 +234,8 @@ def train(
 
 for _command in (reporting.report, reporting.threshold, reporting.compare):
     app.command()(_guarded(_command))
+for _name, _command in jobs_cli.COMMANDS.items():
+    app.command(_name)(_guarded(_command))
 
 
 def single_values(assignments: list[str] | None) -> dict[str, Any]:
@@ -280,10 +285,6 @@ def _conclude(outcome: Any, sweep: Any) -> None:
         )  # fmt: skip
     if outcome.failed or outcome.finished < outcome.total:
         raise typer.Exit(1)
-
-
-def _say(message: str) -> None:
-    errors.print(escape(message), highlight=False, soft_wrap=True, style="dim")
 
 
 def _text(path: Path | None) -> str | None:

@@ -10,13 +10,11 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 
 from analysis import RunDataError, compare_table, find_threshold, load_run, report_table
 from analysis.render import FORMATS, csv, markdown, rich_table, threshold_block
 from analysis.threshold import DEFAULT_THRESHOLD
-
-console = Console()
+from sweeps.options import console
 
 RunArgument = Annotated[Path, typer.Argument(help="A run directory: <results>/<sweep>/<run id>.")]
 FormatOption = Annotated[str, typer.Option("--format", help="table, markdown or csv.")]
@@ -46,8 +44,10 @@ def report(
     fmt: FormatOption = "table",
     plots: Annotated[bool, typer.Option(help="Write PNG figures to <run>/plots/.")] = True,
 ) -> None:
-    """The run's tables as the reports printed them, the batch-size threshold when the
-    sweep varies batch size, the best trial, and the plots.
+    """Tables as the reports printed them, the threshold, the best trial, and plots.
+
+    The batch-size threshold appears when the sweep varies batch size; figures go to
+    <run>/plots/.
 
     Examples:
 

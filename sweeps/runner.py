@@ -86,9 +86,12 @@ def check_configs(spec: SweepSpec, dataset: Any) -> None:
             raise SpecError(f"{spec.name}: {error}") from None
 
 
-def new_run_dir(spec: SweepSpec, results: str | Path | None) -> tuple[str, Path]:
-    run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    return run_id, Path(results or spec.results) / spec.name / run_id
+def new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def run_dir_of(spec: SweepSpec, results: str | Path | None, run_id: str) -> Path:
+    return Path(results or spec.results) / spec.name / run_id
 
 
 def run_sweep(
@@ -97,13 +100,17 @@ def run_sweep(
     results: str | Path | None = None,
     address: str | None = None,
     data_dir: str | None = None,
+    run_id: str | None = None,
     say: Say = print,
 ) -> RunOutcome:
     """Run every trial of `spec`; the outcome counts what was written."""
     resolve_trainer(spec.trainer)  # a typo in `trainer` fails here, not in every trial
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, dataset)
-    run_id, run_dir = new_run_dir(spec, results)
+    run_id = run_id or new_run_id()
+    run_dir = run_dir_of(spec, results, run_id)
+    if run_dir.exists():
+        raise SpecError(f"run directory {str(run_dir)!r} already exists")
     started_ray = _init_ray(address)
     try:
         spec = _resolve_gpus(spec, address, say)

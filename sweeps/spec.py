@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -191,7 +192,16 @@ def preset_path(name: str) -> Path:
 
 
 def load_spec(name_or_path: str) -> SweepSpec:
-    """A spec from a YAML file, or the preset of that name."""
+    """A spec from a YAML file, the preset of that name, or `env:VAR` (YAML in an
+    environment variable: how `sweeps submit` hands a resolved spec to the cluster)."""
+    if name_or_path.startswith("env:"):
+        variable = name_or_path.removeprefix("env:")
+        if variable not in os.environ:
+            raise SpecError(f"environment variable {variable!r} (the spec) is not set")
+        try:
+            return parse_spec(read_yaml(os.environ[variable]), name_or_path)
+        except yaml.YAMLError:
+            raise SpecError(f"{name_or_path}: not valid YAML") from None
     path = Path(name_or_path)
     if not path.is_file():
         if path.suffix in (".yaml", ".yml") or path.parent != Path("."):
@@ -267,3 +277,23 @@ def override(
         data["resources"]["gpus"] = gpus
     data.update({key: value for key, value in top_level.items() if value is not None})
     return parse_spec(data, f"{spec.name} with overrides")
+
+
+def resolve_spec(
+    name_or_path: str,
+    assignments: list[str] | None = None,
+    *,
+    epochs: int | None = None,
+    repeats: int | None = None,
+    cpus: float | None = None,
+    gpus: float | None = None,
+    max_concurrent: int | None = None,
+) -> SweepSpec:
+    """A spec as the CLI flags make it: loaded, then `--set`, `--epochs` and the rest."""
+    overrides = dict(parse_override(a) for a in assignments or [])
+    if epochs is not None:
+        overrides["epochs"] = [epochs]
+    return override(
+        load_spec(name_or_path), overrides, cpus=cpus, gpus=gpus, repeats=repeats,
+        max_concurrent=max_concurrent,
+    )  # fmt: skip

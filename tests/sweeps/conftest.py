@@ -13,9 +13,11 @@ PLUGINS = str(Path(__file__).parent / "plugins")
 
 
 def plugin_env() -> dict[str, str]:
-    """The environment for a `sweeps` subprocess whose Ray workers import the plugins."""
+    """The environment for a `sweeps` subprocess (or a Ray head) whose Ray workers import
+    the plugins, with this interpreter's environment first on PATH as a cluster node's is."""
     path = os.pathsep.join(p for p in (PLUGINS, os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path}
+    bin_path = os.pathsep.join((os.path.dirname(sys.executable), os.environ.get("PATH", "")))
+    return {**os.environ, "PYTHONPATH": path, "PATH": bin_path}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,130 @@
+"""`sweeps submit | jobs | status | logs | stop`: sweeps as queued Ray Jobs on a cluster.
+
+Registered on the app by sweeps.cli; the work is in sweeps.jobs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sweeps import jobs
+from sweeps.options import (
+    CpusOption,
+    EpochsOption,
+    GpusOption,
+    MaxConcurrentOption,
+    RepeatsOption,
+    SetOption,
+    SpecArgument,
+    console,
+    say,
+)
+from sweeps.spec import SpecError, resolve_spec
+
+Address = Annotated[
+    str,
+    typer.Option(envvar="RAY_API_SERVER_ADDRESS", help="The head's jobs API: http://HEAD:8265."),
+]
+TokenFile = Annotated[
+    Path | None,
+    typer.Option(help="A file holding the cluster's auth token. [default: see README]"),
+]
+JobId = Annotated[str, typer.Argument(help="The job's id: the run id `submit` printed.")]
+
+
+def submit(
+    spec: SpecArgument,
+    address: Address,
+    results: Annotated[
+        str, typer.Option(help="Where the cluster writes results: a shared path or a URI.")
+    ],
+    assignments: SetOption = None,
+    epochs: EpochsOption = None,
+    repeats: RepeatsOption = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="The data root on the cluster's nodes.")
+    ] = None,
+    cpus_per_trial: CpusOption = None,
+    gpus_per_trial: GpusOption = None,
+    max_concurrent: MaxConcurrentOption = None,
+    token_file: TokenFile = None,
+) -> None:
+    """Submit a sweep to a Ray cluster as a Ray Job, queued for a sweep slot.
+
+    It waits PENDING while the cluster's `sweep_slots` are taken.
+
+    Example:
+
+        sweeps submit report-a-batch-size --address http://HEAD:8265 --results s3://bucket/sweeps
+    """
+    from sweeps.runner import new_run_id
+
+    sweep = resolve_spec(
+        spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
+        gpus=gpus_per_trial, max_concurrent=max_concurrent,
+    )  # fmt: skip
+    if "://" not in results and not Path(results).is_absolute():
+        raise SpecError(
+            f"--results {results!r}: on a cluster give a shared absolute path or a URI"
+            " (s3://, gs://); a relative path would stay in the job's temporary directory"
+        )
+    client = jobs.connect(address, token_file)
+    run_id = jobs.call(lambda: jobs.submit(client, sweep, new_run_id(), results, data_dir),
+                       address)  # fmt: skip
+    say(f"submitted {sweep.name} ({sweep.trial_count} trials) as job {run_id}")
+    console.print(run_id, highlight=False)
+    say(f"results: {results}/{sweep.name}/{run_id}   follow: sweeps logs {run_id} --follow")
+
+
+def list_jobs(address: Address, token_file: TokenFile = None) -> None:
+    """List the cluster's jobs, newest first: id, sweep, state, age.
+
+    Example:
+
+        sweeps jobs --address http://HEAD:8265
+    """
+    client = jobs.connect(address, token_file)
+    table = Table("job", "sweep", "state", "age", "message", box=None, pad_edge=False)
+    for job in jobs.call(lambda: jobs.list_jobs(client), address):
+        sweep = (job.metadata or {}).get("sweep", "-")
+        message = " ".join((job.message or "").split())[:60]
+        table.add_row(job.submission_id or job.job_id or "-", sweep, str(job.status),
+                      jobs.age(job), message)  # fmt: skip
+    console.print(table)
+
+
+def status(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
+    """A job's state (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and Ray's message."""
+    client = jobs.connect(address, token_file)
+    info = jobs.call(lambda: client.get_job_info(job_id), address)
+    message = " ".join((info.message or "").split())
+    console.print(f"{job_id} {info.status}  {message}", highlight=False, soft_wrap=True)
+
+
+def logs(
+    job_id: JobId,
+    address: Address,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    token_file: TokenFile = None,
+) -> None:
+    """A job's output; with --follow, streamed until the job ends."""
+    client = jobs.connect(address, token_file)
+    if follow:
+        jobs.call(lambda: jobs.follow_logs(client, job_id, sys.stdout.write), address)
+    else:
+        sys.stdout.write(jobs.call(lambda: client.get_job_logs(job_id), address))
+
+
+def stop(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
+    """Stop a job: its finished trials stay in the results."""
+    client = jobs.connect(address, token_file)
+    stopped = jobs.call(lambda: client.stop_job(job_id), address)
+    console.print(f"{job_id}: {'stop requested' if stopped else 'already finished'}")
+
+
+COMMANDS = {"submit": submit, "jobs": list_jobs, "status": status, "logs": logs, "stop": stop}

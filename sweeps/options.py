@@ -1,0 +1,46 @@
+"""What the CLI's commands share: the consoles, the one-line error, the common options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print `error: message` on one line of stderr; the Exit to raise with `code`."""
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def say(message: str) -> None:
+    errors.print(escape(message), highlight=False, soft_wrap=True, style="dim")
+
+
+SpecArgument = Annotated[
+    str, typer.Argument(metavar="SPEC_OR_PRESET", help="A YAML file or a preset's name.")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", metavar="KEY=VALUE",
+        help="Set a config value, or sweep it with KEY=V1,V2,...; repeatable.",
+    ),
+]  # fmt: skip
+EpochsOption = Annotated[int | None, typer.Option(help="Epochs of every trial.")]
+RepeatsOption = Annotated[int | None, typer.Option(help="Run the grid N times, seeds 0..N-1.")]
+CpusOption = Annotated[float | None, typer.Option(help="CPUs each trial reserves.")]
+GpusOption = Annotated[
+    float | None, typer.Option(help="GPU share of each trial: 0.25 packs four on one GPU.")
+]
+MaxConcurrentOption = Annotated[int | None, typer.Option(help="Trials at once, at most.")]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(envvar="SWEEPS_DATA_DIR", help="Data root holding MNIST/raw/."),
+]

@@ -1,0 +1,152 @@
+"""Sweeps as Ray Jobs on a real local head started by the test (jobs API, token auth)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.sweeps.conftest import plugin_env
+
+pytestmark = pytest.mark.slow
+SWEEPS = [sys.executable, "-m", "sweeps"]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`ray start --head` on 127.0.0.1 with the dashboard, token auth and one sweep slot;
+    its own HOME holds the token. Stopped at the end whatever happens."""
+    home = tmp_path_factory.mktemp("head-home")
+    env = {**plugin_env(), "HOME": str(home)}
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    port, dashboard = free_port(), free_port()
+    start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+             "--num-cpus", "2", "--resources", '{"sweep_slots": 1}', "--disable-usage-stats"]  # fmt: skip
+    try:
+        # As the docs say for `ray start`: a token first, then the head enables token auth.
+        subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True,
+                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+        token = home / ".ray" / "auth_token"
+        assert token.is_file(), "no auth token was generated"
+        yield {"address": f"http://127.0.0.1:{dashboard}", "token": str(token), "home": str(home)}
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def sweeps(
+    head: dict[str, str], *args: str, token: bool = True, **kwargs
+) -> subprocess.CompletedProcess:
+    extra = ["--address", head["address"], *(["--token-file", head["token"]] if token else [])]
+    env = {**plugin_env(), "HOME": head["home"]}
+    return subprocess.run([*SWEEPS, *args, *extra], env=env, capture_output=True, text=True,
+                          timeout=180, **kwargs)  # fmt: skip
+
+
+def spec_file(tmp_path: Path, name: str, sleep_s: float, grid: list[int]) -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "trainer": "user_trainers:steady", "dataset": None,
+        "base": {"epochs": 2, "sleep_s": sleep_s}, "grid": {"x": grid},
+        "resources": {"cpus": 1, "gpus": 0},
+    }))  # fmt: skip
+    return str(path)
+
+
+def state(head: dict[str, str], job: str) -> str:
+    result = sweeps(head, "status", job)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[1]
+
+
+def wait_for(head: dict[str, str], job: str, states: set[str], timeout: float = 150) -> str:
+    deadline = time.monotonic() + timeout
+    while (current := state(head, job)) not in states:
+        ended = current in {"SUCCEEDED", "FAILED", "STOPPED"}
+        assert not ended, f"{job} ended {current}:\n{sweeps(head, 'logs', job).stdout}"
+        assert time.monotonic() < deadline, f"{job} still {current}"
+        time.sleep(1)
+    return current
+
+
+def test_sweeps_queue_for_the_sweep_slot_and_finish(head: dict[str, str], tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    first = sweeps(
+        head, "submit", spec_file(tmp_path, "first", 2.0, [1, 2]), "--results", str(results)
+    )
+    assert first.returncode == 0, first.stderr
+    second = sweeps(
+        head, "submit", spec_file(tmp_path, "second", 0.1, [3]), "--results", str(results)
+    )
+    assert second.returncode == 0, second.stderr
+    first_id, second_id = first.stdout.strip(), second.stdout.strip()
+
+    wait_for(head, first_id, {"RUNNING"})
+    assert state(head, second_id) == "PENDING"  # one slot: the second waits in Ray's queue
+    listing = sweeps(head, "jobs")
+    assert listing.returncode == 0 and first_id in listing.stdout and "PENDING" in listing.stdout
+
+    assert wait_for(head, first_id, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED"
+    assert wait_for(head, second_id, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED"
+    for name, job, count in (("first", first_id, 2), ("second", second_id, 1)):
+        trials = pd.read_parquet(results / name / job / "trials")
+        assert len(trials) == count and set(trials["status"]) == {"TERMINATED"}
+    logs = sweeps(head, "logs", first_id)
+    assert logs.returncode == 0 and "2 trials: 2 finished, 0 failed" in logs.stdout
+
+
+def test_a_stopped_job_keeps_its_finished_trials(head: dict[str, str], tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    spec = spec_file(tmp_path, "long", 1.5, [1, 2, 3, 4, 5, 6])
+    submitted = sweeps(head, "submit", spec, "--results", str(results), "--max-concurrent", "1")
+    job = submitted.stdout.strip()
+    deadline = time.monotonic() + 150
+    while len(list(results.glob(f"long/{job}/trials/*.parquet"))) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    stopped = sweeps(head, "stop", job)
+    assert stopped.returncode == 0 and "stop requested" in stopped.stdout
+    assert wait_for(head, job, {"STOPPED", "SUCCEEDED", "FAILED"}) == "STOPPED"
+    trials = pd.read_parquet(results / "long" / job / "trials")
+    assert 1 <= len(trials) < 6 and set(trials["status"]) == {"TERMINATED"}
+
+
+def test_without_the_token_the_error_says_where_to_put_it(
+    head: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}  # no ~/.ray/auth_token here
+    env.pop("RAY_AUTH_TOKEN", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    started = time.monotonic()
+    result = subprocess.run([*SWEEPS, "jobs", "--address", head["address"]], env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert "requires a token" in result.stderr and "~/.ray/auth_token" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert open(head["token"]).read().strip() not in result.stderr + result.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_unreachable_address_fails_fast(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run([*SWEEPS, "jobs", "--address", f"http://127.0.0.1:{free_port()}"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and "cannot reach the Ray jobs API" in result.stderr
+    assert time.monotonic() - started < 10 + 5  # 10 s budget, plus interpreter start
