@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import logging
 import os
 import shlex
 from collections.abc import Callable
@@ -117,6 +118,7 @@ def submit(
                "--run-id", run_id, "--results", results]  # fmt: skip
     if data_dir:
         command += ["--data-dir", data_dir]
+    logging.getLogger("ray").setLevel(logging.WARNING)  # not a line per packaged file
     runtime_env: dict[str, Any] = {"env_vars": {SPEC_ENV: to_yaml(spec)}}
     root = project_root()
     if root is not None:

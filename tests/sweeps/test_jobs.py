@@ -38,7 +38,8 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     port, dashboard = free_port(), free_port()
     start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-             "--num-cpus", "2", "--resources", '{"sweep_slots": 1}', "--disable-usage-stats"]  # fmt: skip
+             "--num-cpus", "2", "--resources", '{"sweep_slots": 1}',
+             "--disable-usage-stats"]  # fmt: skip
     try:
         # As the docs say for `ray start`: a token first, then the head enables token auth.
         subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True,
@@ -140,7 +141,7 @@ def test_without_the_token_the_error_says_where_to_put_it(
     assert result.returncode == 1
     assert "requires a token" in result.stderr and "~/.ray/auth_token" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert open(head["token"]).read().strip() not in result.stderr + result.stdout
+    assert Path(head["token"]).read_text().strip() not in result.stderr + result.stdout
     assert time.monotonic() - started < 30
 
 
