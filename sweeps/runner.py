@@ -37,6 +37,9 @@ from sweeps.trainable import resolve_trainer
 # console output engine prints banners whatever `verbose` says; our display replaces both.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Save Tune's experiment state at every step (its default waits 10 s or more): a driver
+# killed with -9 then resumes without re-running the trials that had finished.
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
 AUTO_GPU_FRACTION = 0.25
 TUNE_DIR = "tune"
 

@@ -113,3 +113,37 @@ def test_interrupted_run_resumes_with_each_trial_once(tmp_path: Path) -> None:
     assert list(kept) == list(before["started_at"])
     epochs = pd.read_parquet(run_dir / "epochs")
     assert (epochs.groupby("trial_id").size() == 3).all() and epochs["trial_id"].nunique() == 6
+
+
+def test_driver_killed_with_sigkill_resumes_without_rerunning(tmp_path: Path) -> None:
+    spec = tmp_path / "sleepy.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "sleepy", "trainer": "user_trainers:steady", "dataset": None,
+        "base": {"epochs": 3, "sleep_s": 0.4}, "grid": {"x": [1, 2, 3, 4, 5]},
+        "max_concurrent": 1,
+    }))  # fmt: skip
+    results = tmp_path / "results"
+    process = subprocess.Popen(
+        [*SWEEPS, "run", str(spec), "--results", str(results)], env=plugin_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(results.glob("sleepy/*/trials/*.parquet"))) < 2:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(0.5)  # let Tune's state save of that step land (see runner: every step)
+    process.kill()  # SIGKILL: no handler runs, no state is flushed on the way out
+    process.wait(timeout=30)
+    (run_dir,) = (results / "sleepy").iterdir()
+    before = pd.read_parquet(run_dir / "trials")
+    assert 2 <= len(before) < 5
+
+    resumed = subprocess.run(
+        [*SWEEPS, "resume", str(run_dir)], env=plugin_env(), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    after = pd.read_parquet(run_dir / "trials")
+    assert sorted(after["x"]) == [1, 2, 3, 4, 5] and after["trial_id"].is_unique
+    kept = after.set_index("trial_id").loc[before["trial_id"], "started_at"]
+    assert list(kept) == list(before["started_at"])  # finished trials were not run again
