@@ -89,10 +89,11 @@ def callback(
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """The library's exceptions that mean bad input: exit 2, nothing started."""
+    from sweeps.storage import StorageError
     from sweeps.trainable import TrainerImportError
     from trainers import ConfigError, DataNotFoundError
 
-    return SpecError, ConfigError, DataNotFoundError, TrainerImportError
+    return SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError
 
 
 @app.command()
@@ -136,12 +137,14 @@ def run(
         raise fail(str(error), 2) from None
     except ConnectionError as error:
         raise fail(f"cannot reach Ray at {address!r}: {error}", 2) from None
-    _conclude(outcome, sweep)
+    _conclude(outcome)
 
 
 @app.command()
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory of an interrupted run.")],
+    run_dir: Annotated[
+        str, typer.Argument(help="The run directory (or URI) of an interrupted run.")
+    ],
     data_dir: DataDirOption = None,
     address: AddressOption = None,
 ) -> None:
@@ -155,10 +158,9 @@ def resume(
 
     try:
         outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=say)
-        sweep = load_spec(str(run_dir / "spec.yaml"))
     except _input_errors() as error:
         raise fail(str(error), 2) from None
-    _conclude(outcome, sweep)
+    _conclude(outcome)
 
 
 @app.command()
@@ -261,13 +263,14 @@ def final_table(result: dict[str, Any]) -> Table:
     return table
 
 
-def _conclude(outcome: Any, sweep: Any) -> None:
+def _conclude(outcome: Any) -> None:
     """The summary table, the errors, where the results are; exit 1 unless all finished."""
     from sweeps.progress import summary_table
     from sweeps.runner import read_trials
 
     trials = read_trials(outcome.run_dir)
     if len(trials):
+        sweep = outcome.spec
         console.print(summary_table(trials, sweep.swept, sweep.metric, sweep.mode))
     for _, row in trials[trials["status"] == "ERROR"].iterrows():
         errors.print(f"trial {row['trial_id']} failed: {escape(str(row['error']))}",

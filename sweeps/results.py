@@ -3,10 +3,10 @@
     <run_dir>/trials/<trial_id>.parquet   one row: the trial's config and final metrics
     <run_dir>/epochs/<trial_id>.parquet   one row per epoch
 
-Each file is written under a dot-name and renamed into place, so `pd.read_parquet` of
-either folder (which skips dot-files) sees only whole files at any moment, and a crash
-loses no finished trial. Every file of a run has the same schema, fixed from the spec
-before the first trial starts.
+Each file is written whole or not at all (locally under a dot-name renamed into place), so
+`pd.read_parquet` of either folder (which skips dot-files) sees only whole files at any
+moment, and a crash loses no finished trial. Every file of a run has the same schema,
+fixed from the spec before the first trial starts.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from ray import cloudpickle, tune
 
 from sweeps.spec import SweepSpec, expand
+from sweeps.storage import Place
 
 EPOCH_SCHEMA = pa.schema(
     [
@@ -83,14 +83,6 @@ def _cell(value: Any, type_: pa.DataType) -> Any:
     return str(value) if type_ == pa.string() and value is not None else value
 
 
-def write_atomically(table: pa.Table, directory: Path, name: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    temporary, final = directory / f".{name}.tmp", directory / name
-    pq.write_table(table, temporary)
-    os.replace(temporary, final)
-    return final
-
-
 def error_message(trial: Any) -> str:
     """The trial's exception as one line: `ValueError: ...`, not Ray's wrapped traceback.
 
@@ -121,8 +113,8 @@ def _now() -> dt.datetime:
 class ParquetWriter(tune.Callback):
     """Collects each trial's reports and writes its two files when it ends."""
 
-    def __init__(self, run_dir: Path, run_id: str, schema: pa.Schema, gpu_fraction: float):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Place, run_id: str, schema: pa.Schema, gpu_fraction: float):
+        self.run_dir = run_dir
         self.run_id = run_id
         self.schema = schema
         self.gpu_fraction = gpu_fraction
@@ -187,7 +179,7 @@ class ParquetWriter(tune.Callback):
             if column in self.schema.names:
                 row[column] = _cell(value, self.schema.field(column).type)
         table = pa.Table.from_pylist([row], schema=self.schema)
-        write_atomically(table, self.run_dir / "trials", f"{trial_id}.parquet")
+        (self.run_dir / "trials" / f"{trial_id}.parquet").write_parquet(table)
         epoch_rows = [{"run_id": self.run_id, "trial_id": trial_id, **r} for r in epochs]
         epoch_table = pa.Table.from_pylist(epoch_rows, schema=EPOCH_SCHEMA)
-        write_atomically(epoch_table, self.run_dir / "epochs", f"{trial_id}.parquet")
+        (self.run_dir / "epochs" / f"{trial_id}.parquet").write_parquet(epoch_table)

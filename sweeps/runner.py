@@ -30,7 +30,16 @@ import pandas as pd
 from sweeps import __version__
 from sweeps.progress import LiveProgress
 from sweeps.results import ParquetWriter, trial_schema
-from sweeps.spec import DEFAULT_TRAINER, SpecError, SweepSpec, expand, load_spec, to_yaml
+from sweeps.spec import (
+    DEFAULT_TRAINER,
+    SpecError,
+    SweepSpec,
+    expand,
+    parse_spec,
+    read_yaml,
+    to_yaml,
+)
+from sweeps.storage import Place
 from sweeps.trainable import resolve_trainer
 
 # Tune's CSV/JSON/TensorBoard loggers duplicate what the Parquet writer keeps, and its
@@ -48,7 +57,8 @@ Say = Callable[[str], None]
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    run_dir: Path
+    spec: SweepSpec  # as resolved for the run
+    run_dir: str  # a local path or a URI
     total: int  # trials the spec stands for
     counts: dict[str, int]  # trials written, by status
 
@@ -93,8 +103,8 @@ def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def run_dir_of(spec: SweepSpec, results: str | Path | None, run_id: str) -> Path:
-    return Path(results or spec.results) / spec.name / run_id
+def run_dir_of(spec: SweepSpec, results: str | Path | None, run_id: str) -> Place:
+    return Place.of(results or spec.results) / spec.name / run_id
 
 
 def run_sweep(
@@ -113,11 +123,11 @@ def run_sweep(
     run_id = run_id or new_run_id()
     run_dir = run_dir_of(spec, results, run_id)
     if run_dir.exists():
-        raise SpecError(f"run directory {str(run_dir)!r} already exists")
+        raise SpecError(f"run directory {run_dir.uri!r} already exists")
+    run_dir.mkdir()  # before Ray starts: an unwritable location fails here
     started_ray = _init_ray(address)
     try:
         spec = _resolve_gpus(spec, address, say)
-        run_dir.mkdir(parents=True)
         (run_dir / "spec.yaml").write_text(to_yaml(spec))
         manifest = _manifest(spec, run_id, address)
         _write_manifest(run_dir, manifest)
@@ -141,17 +151,18 @@ def resume_sweep(
     """Continue an interrupted run: finished trials are kept, the others run again."""
     from ray import tune
 
-    run_dir = Path(run_dir)
+    run_dir = Place.of(run_dir)
     if not (run_dir / "spec.yaml").is_file() or not (run_dir / TUNE_DIR).is_dir():
-        raise SpecError(f"{str(run_dir)!r} is not a run directory (no spec.yaml and tune/)")
-    spec = load_spec(str(run_dir / "spec.yaml"))
+        raise SpecError(f"{run_dir.uri!r} is not a run directory (no spec.yaml and tune/)")
+    spec = parse_spec(read_yaml((run_dir / "spec.yaml").read_text()), f"{run_dir}/spec.yaml")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     dataset = load_shared_dataset(spec, data_dir)
     started_ray = _init_ray(address)
     try:
         say(f"resuming run {manifest['run_id']} in {run_dir}")
         tuner = tune.Tuner.restore(
-            str((run_dir / TUNE_DIR).resolve()),
+            (run_dir / TUNE_DIR).uri if run_dir.local else (run_dir / TUNE_DIR).path,
+            storage_filesystem=None if run_dir.local else run_dir.fs,
             trainable=_trainable(spec, dataset),
             param_space=_param_space(spec),
         )
@@ -177,19 +188,20 @@ def _fit(tuner: Any) -> None:
         tune_logger.setLevel(level)
 
 
-def _finish(spec: SweepSpec, run_dir: Path, manifest: dict[str, Any]) -> RunOutcome:
+def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any]) -> RunOutcome:
     trials = read_trials(run_dir)
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     manifest.update(finished_at=_now(), trials=spec.trial_count, counts=counts)
     _write_manifest(run_dir, manifest)
-    return RunOutcome(run_dir, spec.trial_count, {str(k): int(v) for k, v in counts.items()})
+    counts = {str(k): int(v) for k, v in counts.items()}
+    return RunOutcome(spec, run_dir.uri, spec.trial_count, counts)
 
 
-def read_trials(run_dir: Path) -> pd.DataFrame:
-    folder = run_dir / "trials"
-    if not folder.is_dir() or not any(folder.glob("*.parquet")):
-        return pd.DataFrame(columns=["trial_id", "status"])
-    return pd.read_parquet(folder)
+def read_trials(run_dir: str | Place) -> pd.DataFrame:
+    """The trials written so far (local path or URI); an empty frame before the first."""
+    trials = Place.of(run_dir) if isinstance(run_dir, str) else run_dir
+    frame = (trials / "trials").read_parquet()
+    return frame if len(frame) else pd.DataFrame(columns=["trial_id", "status"])
 
 
 def _init_ray(address: str | None) -> bool:
@@ -255,7 +267,7 @@ def _trainable(spec: SweepSpec, dataset: Any) -> Any:
     return tune.with_resources(trainable, resources)
 
 
-def _tuner(spec: SweepSpec, run_dir: Path, run_id: str, dataset: Any) -> Any:
+def _tuner(spec: SweepSpec, run_dir: Place, run_id: str, dataset: Any) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -288,7 +300,10 @@ def _tuner(spec: SweepSpec, run_dir: Path, run_id: str, dataset: Any) -> Any:
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
-            storage_path=str(run_dir.resolve()),
+            # The filesystem object, not just the URI: it keeps options such as an
+            # S3 endpoint_override that Tune would not parse from the URI itself.
+            storage_path=run_dir.path if not run_dir.local else run_dir.uri,
+            storage_filesystem=None if run_dir.local else run_dir.fs,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             callbacks=[writer, progress],
@@ -331,10 +346,8 @@ def _manifest(spec: SweepSpec, run_id: str, address: str | None) -> dict[str, An
     }
 
 
-def _write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
-    temporary = run_dir / ".manifest.json.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    os.replace(temporary, run_dir / "manifest.json")
+def _write_manifest(run_dir: Place, manifest: dict[str, Any]) -> None:
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def _now() -> str:

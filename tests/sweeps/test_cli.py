@@ -89,6 +89,7 @@ FLAG_CASES = [
     (["resume", "{tmp}"], "is not a run directory"),
     (["show", "nope"], "no preset 'nope'"),
     (["train", "-s", "batch_size=0"], "batch_size must be >= 1, got 0"),
+    (["run", "quickstart", "--results", "nosuchscheme://bucket/x"], "results location"),
     (["report", "{tmp}/nowhere"], "run directory '{tmp}/nowhere' does not exist"),
     (["report", "{tmp}"], "has no trial results"),
     (["report", "{tmp}", "--format", "xml"], "--format must be one of table, markdown, csv"),
@@ -113,7 +114,7 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(
     cases += [(["run", path], message) for path, message in bad_specs(tmp_path).items()]
     assert len(cases) >= 15
     for args, message in cases:
-        if args[0] == "run":
+        if args[0] == "run" and "--results" not in args:
             args = [*args, "--results", str(results)]
         code = run_cli(*args)
         err = capsys.readouterr().err

@@ -57,8 +57,8 @@ def test_trials_of_a_lost_worker_node_are_retried_elsewhere(
         ray.shutdown()
         cluster.shutdown()
     assert finished_at_removal and 1 <= finished_at_removal[0] < 5  # removed mid-sweep
-    trials = pd.read_parquet(outcome.run_dir / "trials")
+    trials = pd.read_parquet(Path(outcome.run_dir) / "trials")
     assert sorted(trials["x"]) == [1, 2, 3, 4, 5, 6] and trials["trial_id"].is_unique
     assert set(trials["status"]) == {"TERMINATED"} and outcome.failed == 0
-    epochs = pd.read_parquet(outcome.run_dir / "epochs")
+    epochs = pd.read_parquet(Path(outcome.run_dir) / "epochs")
     assert (epochs.groupby("trial_id")["epoch"].apply(list) == [[1, 2, 3, 4]] * 6).all()

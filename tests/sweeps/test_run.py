@@ -111,3 +111,14 @@ def test_sampled_parameters_give_num_samples_trials(tmp_path: Path) -> None:
     _, trials, _ = read(tmp_path / "results")
     assert len(trials) == 3 and set(trials["x"]) <= {10, 20}
     assert trials["lr"].between(1e-4, 1e-1).all() and trials["lr"].nunique() == 3
+
+
+def test_results_go_through_a_filesystem_uri(tmp_path: Path) -> None:
+    uri = f"file://{tmp_path}/shared"
+    code = run_cli("run", "quickstart", "--results", uri, "--epochs", "1",
+                   "--set", "batch_size=64,128")  # fmt: skip
+    assert code == 0
+    run_dir, trials, epochs = read(tmp_path / "shared")
+    assert len(trials) == 2 and len(epochs) == 2
+    assert (run_dir / "spec.yaml").is_file() and (run_dir / "manifest.json").is_file()
+    assert (run_dir / "tune").is_dir()  # Tune's storage follows the results location

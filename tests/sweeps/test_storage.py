@@ -1,0 +1,93 @@
+"""Results locations: local paths, file:// and s3:// (a local moto S3 server)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pytest
+
+from sweeps.storage import Place, StorageError
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+
+
+def test_local_place_writes_whole_files(tmp_path: Path) -> None:
+    place = Place.of(tmp_path / "run")
+    assert place.local and place.uri == str(tmp_path / "run") and not place.exists()
+    (place / "trials" / "a.parquet").write_parquet(pa.table({"x": [1, 2]}))
+    (place / "spec.yaml").write_text("name: x\n")
+    assert place.is_dir() and (place / "spec.yaml").read_text() == "name: x\n"
+    assert sorted(os.listdir(tmp_path / "run" / "trials")) == ["a.parquet"]  # no temp left
+    assert list((place / "trials").read_parquet()["x"]) == [1, 2]
+    assert (place / "epochs").read_parquet().empty
+
+
+def test_uris_keep_their_options_when_joined() -> None:
+    place = Place.of("s3://bucket/results?endpoint_override=127.0.0.1:9&scheme=http")
+    child = place / "quickstart" / "run-1"
+    assert child.path == "bucket/results/quickstart/run-1"
+    assert (
+        child.uri
+        == "s3://bucket/results/quickstart/run-1?endpoint_override=127.0.0.1:9&scheme=http"
+    )
+    assert Place.of(f"file://{os.sep}tmp/x").local
+    with pytest.raises(StorageError, match="results location 'nosuch://x'"):
+        Place.of("nosuch://x")
+
+
+@pytest.fixture
+def s3_server() -> Iterator[str]:
+    """A moto S3 server on loopback with an empty bucket; its results URI."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        os.environ.update(CREDENTIALS)
+        s3 = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http",
+                               region="us-east-1", allow_bucket_creation=True)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3.create_dir("sweeps-test")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.3)
+        yield f"s3://sweeps-test/results?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        for key in CREDENTIALS:
+            os.environ.pop(key, None)
+
+
+@pytest.mark.slow
+def test_a_sweep_writes_its_results_to_s3(s3_server: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "sweeps", "run", "quickstart", "--epochs", "1",
+         "--set", "batch_size=64,128", "--results", s3_server],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **CREDENTIALS},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    results = Place.of(s3_server) / "quickstart"
+    (run_info,) = results.fs.get_file_info(pafs.FileSelector(results.path))
+    run_dir = results / run_info.base_name
+    trials = (run_dir / "trials").read_parquet()
+    assert sorted(trials["batch_size"]) == [64, 128] and set(trials["status"]) == {"TERMINATED"}
+    assert len((run_dir / "epochs").read_parquet()) == 2
+    assert "name: quickstart" in (run_dir / "spec.yaml").read_text()
+    assert (run_dir / "tune").is_dir()  # Tune's own state went to the bucket too
+    assert run_dir.uri in completed.stdout.replace("\n", "")
