@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import shlex
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ray.job_submission import JobDetails, JobSubmissionClient
 from sweeps.spec import SweepSpec, to_yaml
 
 CONNECT_TIMEOUT_S = 10
+AGENT_WAIT_S = 60
 SPEC_ENV = "SWEEPS_SPEC_YAML"
 SLOT_RESOURCE = "sweep_slots"
 # Never shipped to the cluster: history, results, data, environments, the device kit.
@@ -118,18 +120,29 @@ def submit(
                "--run-id", run_id, "--results", results]  # fmt: skip
     if data_dir:
         command += ["--data-dir", data_dir]
-    logging.getLogger("ray").setLevel(logging.WARNING)  # not a line per packaged file
     runtime_env: dict[str, Any] = {"env_vars": {SPEC_ENV: to_yaml(spec)}}
     root = project_root()
     if root is not None:
         runtime_env.update(working_dir=str(root), excludes=EXCLUDES)
-    return client.submit_job(
-        entrypoint=shlex.join(command),
-        submission_id=run_id,
-        runtime_env=runtime_env,
-        entrypoint_resources={SLOT_RESOURCE: 1},
-        metadata={"sweep": spec.name, "results": results},
-    )
+    deadline = time.monotonic() + AGENT_WAIT_S
+    logging.disable(logging.WARNING)  # Ray logs a line per packaged file; errors still show
+    try:
+        while True:
+            try:
+                return client.submit_job(
+                    entrypoint=shlex.join(command),
+                    submission_id=run_id,
+                    runtime_env=runtime_env,
+                    entrypoint_resources={SLOT_RESOURCE: 1},
+                    metadata={"sweep": spec.name, "results": results},
+                )
+            except RuntimeError as error:
+                # A head that has just started has no job agent for a few seconds.
+                if "No available agent" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def list_jobs(client: JobSubmissionClient) -> list[JobDetails]:

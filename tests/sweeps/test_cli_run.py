@@ -134,6 +134,10 @@ def test_driver_killed_with_sigkill_resumes_without_rerunning(tmp_path: Path) ->
     time.sleep(0.5)  # let Tune's state save of that step land (see runner: every step)
     process.kill()  # SIGKILL: no handler runs, no state is flushed on the way out
     process.wait(timeout=30)
+    # Ray's dashboard and runtime-env agents outlive a driver killed with -9; clear them
+    # as a user would (`ray stop --force`), so they cannot confuse later clusters.
+    ray = str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=60, check=False)
     (run_dir,) = (results / "sleepy").iterdir()
     before = pd.read_parquet(run_dir / "trials")
     assert 2 <= len(before) < 5

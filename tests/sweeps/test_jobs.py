@@ -87,30 +87,36 @@ def wait_for(head: dict[str, str], job: str, states: set[str], timeout: float = 
     return current
 
 
+def listed_states(head: dict[str, str]) -> dict[str, str]:
+    listing = sweeps(head, "jobs")
+    assert listing.returncode == 0, listing.stderr
+    return {line.split()[0]: line.split()[2] for line in listing.stdout.splitlines()[1:]}
+
+
 def test_sweeps_queue_for_the_sweep_slot_and_finish(head: dict[str, str], tmp_path: Path) -> None:
     results = tmp_path / "results"
-    first = sweeps(
-        head, "submit", spec_file(tmp_path, "first", 2.0, [1, 2]), "--results", str(results)
-    )
+    first = sweeps(head, "submit", spec_file(tmp_path, "first", 3.0, [1, 2, 3, 4]),
+                   "--results", str(results))  # fmt: skip
     assert first.returncode == 0, first.stderr
-    second = sweeps(
-        head, "submit", spec_file(tmp_path, "second", 0.1, [3]), "--results", str(results)
-    )
+    second = sweeps(head, "submit", spec_file(tmp_path, "second", 0.1, [5]),
+                    "--results", str(results))  # fmt: skip
     assert second.returncode == 0, second.stderr
     first_id, second_id = first.stdout.strip(), second.stdout.strip()
 
-    wait_for(head, first_id, {"RUNNING"})
-    assert state(head, second_id) == "PENDING"  # one slot: the second waits in Ray's queue
-    listing = sweeps(head, "jobs")
-    assert listing.returncode == 0 and first_id in listing.stdout and "PENDING" in listing.stdout
+    deadline = time.monotonic() + 120
+    while (states := listed_states(head))[first_id] != "RUNNING":
+        assert states[first_id] == "PENDING" and time.monotonic() < deadline, states
+        time.sleep(1)
+    assert states[second_id] == "PENDING"  # one slot: the second waits in Ray's queue
+    assert state(head, second_id) == "PENDING"
 
-    assert wait_for(head, first_id, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED"
-    assert wait_for(head, second_id, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED"
-    for name, job, count in (("first", first_id, 2), ("second", second_id, 1)):
+    assert wait_for(head, first_id, {"SUCCEEDED"}) == "SUCCEEDED"
+    assert wait_for(head, second_id, {"SUCCEEDED"}) == "SUCCEEDED"
+    for name, job, count in (("first", first_id, 4), ("second", second_id, 1)):
         trials = pd.read_parquet(results / name / job / "trials")
         assert len(trials) == count and set(trials["status"]) == {"TERMINATED"}
     logs = sweeps(head, "logs", first_id)
-    assert logs.returncode == 0 and "2 trials: 2 finished, 0 failed" in logs.stdout
+    assert logs.returncode == 0 and "4 trials: 4 finished, 0 failed" in logs.stdout
 
 
 def test_a_stopped_job_keeps_its_finished_trials(head: dict[str, str], tmp_path: Path) -> None:
