@@ -76,6 +76,44 @@ def test_quickstart_writes_the_documented_layout(tmp_path: Path) -> None:
     assert f"plots: {len(plots)} PNG files" in report.stdout
 
 
+def end_orphaned_ray_agents() -> None:
+    """Ray's dashboard and runtime-env agents outlive a driver killed with -9, adopted by
+    init (parent pid 1); end them so they cannot confuse later clusters. A live cluster's
+    agents are the raylet's children and are left alone."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
+                          if ":\t" in line)  # fmt: skip
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
+        if (
+            fields.get("PPid", "").strip() == "1"
+            and cmdline.startswith(b"ray::")
+            and (b"Agent" in cmdline)
+        ):
+            os.kill(int(status.parent.name), signal.SIGKILL)
+
+
+def assert_resumes(run_dir: Path, before: pd.DataFrame, xs: list[int]) -> None:
+    """`sweeps resume` finishes the run: every trial once, and the trials finished
+    `before` were not run again (their started_at is unchanged)."""
+    resumed = subprocess.run(
+        [*SWEEPS, "resume", str(run_dir)], env=plugin_env(), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    after = pd.read_parquet(run_dir / "trials")
+    assert sorted(after["x"]) == xs and after["trial_id"].is_unique
+    assert set(after["status"]) == {"TERMINATED"}
+    kept = after.set_index("trial_id").loc[before["trial_id"], "started_at"]
+    assert list(kept) == list(before["started_at"])
+    epochs = pd.read_parquet(run_dir / "epochs")
+    assert (epochs.groupby("trial_id").size() == 3).all() and epochs["trial_id"].nunique() == len(
+        xs
+    )
+
+
 def test_interrupted_run_resumes_with_each_trial_once(tmp_path: Path) -> None:
     spec = tmp_path / "sleepy.yaml"
     spec.write_text(yaml.safe_dump({
@@ -99,20 +137,7 @@ def test_interrupted_run_resumes_with_each_trial_once(tmp_path: Path) -> None:
     assert f"sweeps resume {run_dir}" in stderr
     before = pd.read_parquet(run_dir / "trials")
     assert 2 <= len(before) < 6
-
-    resumed = subprocess.run(
-        [*SWEEPS, "resume", str(run_dir)], env=plugin_env(), capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    after = pd.read_parquet(run_dir / "trials")
-    assert sorted(after["x"]) == [1, 2, 3, 4, 5, 6] and after["trial_id"].is_unique
-    assert set(after["status"]) == {"TERMINATED"}
-    # The trials finished before the interrupt were not run again.
-    kept = after.set_index("trial_id").loc[before["trial_id"], "started_at"]
-    assert list(kept) == list(before["started_at"])
-    epochs = pd.read_parquet(run_dir / "epochs")
-    assert (epochs.groupby("trial_id").size() == 3).all() and epochs["trial_id"].nunique() == 6
+    assert_resumes(run_dir, before, [1, 2, 3, 4, 5, 6])
 
 
 def test_driver_killed_with_sigkill_resumes_without_rerunning(tmp_path: Path) -> None:
@@ -134,20 +159,8 @@ def test_driver_killed_with_sigkill_resumes_without_rerunning(tmp_path: Path) ->
     time.sleep(0.5)  # let Tune's state save of that step land (see runner: every step)
     process.kill()  # SIGKILL: no handler runs, no state is flushed on the way out
     process.wait(timeout=30)
-    # Ray's dashboard and runtime-env agents outlive a driver killed with -9; clear them
-    # as a user would (`ray stop --force`), so they cannot confuse later clusters.
-    ray = str(Path(sys.executable).with_name("ray"))
-    subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=60, check=False)
     (run_dir,) = (results / "sleepy").iterdir()
+    end_orphaned_ray_agents()
     before = pd.read_parquet(run_dir / "trials")
     assert 2 <= len(before) < 5
-
-    resumed = subprocess.run(
-        [*SWEEPS, "resume", str(run_dir)], env=plugin_env(), capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    after = pd.read_parquet(run_dir / "trials")
-    assert sorted(after["x"]) == [1, 2, 3, 4, 5] and after["trial_id"].is_unique
-    kept = after.set_index("trial_id").loc[before["trial_id"], "started_at"]
-    assert list(kept) == list(before["started_at"])  # finished trials were not run again
+    assert_resumes(run_dir, before, [1, 2, 3, 4, 5])
