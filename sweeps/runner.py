@@ -152,17 +152,21 @@ def resume_sweep(
     from ray import tune
 
     run_dir = Place.of(run_dir)
-    if not (run_dir / "spec.yaml").is_file() or not (run_dir / TUNE_DIR).is_dir():
-        raise SpecError(f"{run_dir.uri!r} is not a run directory (no spec.yaml and tune/)")
+    needed = [run_dir / "spec.yaml", run_dir / "manifest.json", run_dir / TUNE_DIR]
+    if not all(place.exists() for place in needed):
+        raise SpecError(
+            f"{run_dir.uri!r} is not a run directory (no spec.yaml, manifest.json and tune/)"
+        )
     spec = parse_spec(read_yaml((run_dir / "spec.yaml").read_text()), f"{run_dir}/spec.yaml")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     dataset = load_shared_dataset(spec, data_dir)
     started_ray = _init_ray(address)
     try:
         say(f"resuming run {manifest['run_id']} in {run_dir}")
+        path, filesystem = (run_dir / TUNE_DIR).for_tune()
         tuner = tune.Tuner.restore(
-            (run_dir / TUNE_DIR).uri if run_dir.local else (run_dir / TUNE_DIR).path,
-            storage_filesystem=None if run_dir.local else run_dir.fs,
+            path,
+            storage_filesystem=filesystem,
             trainable=_trainable(spec, dataset),
             param_space=_param_space(spec),
         )
@@ -282,6 +286,7 @@ def _tuner(spec: SweepSpec, run_dir: Place, run_id: str, dataset: Any) -> Any:
             max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
         )
     writer = ParquetWriter(run_dir, run_id, trial_schema(spec), float(spec.resources.gpus))
+    storage_path, storage_filesystem = run_dir.for_tune()
     progress = LiveProgress(spec.trial_count, spec.swept, spec.metric, spec.mode)
     return tune.Tuner(
         _trainable(spec, dataset),
@@ -300,10 +305,8 @@ def _tuner(spec: SweepSpec, run_dir: Place, run_id: str, dataset: Any) -> Any:
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
-            # The filesystem object, not just the URI: it keeps options such as an
-            # S3 endpoint_override that Tune would not parse from the URI itself.
-            storage_path=run_dir.path if not run_dir.local else run_dir.uri,
-            storage_filesystem=None if run_dir.local else run_dir.fs,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             callbacks=[writer, progress],

@@ -54,6 +54,11 @@ class Place:
     def local(self) -> bool:
         return isinstance(self.fs, pafs.LocalFileSystem)
 
+    def for_tune(self) -> tuple[str, pafs.FileSystem | None]:
+        """As Tune's storage_path and storage_filesystem take it: the filesystem object
+        carries options (an S3 endpoint_override) that Tune would not read from a URI."""
+        return (self.uri, None) if self.local else (self.path, self.fs)
+
     def __truediv__(self, name: str) -> Place:
         return Place(self.fs, f"{self.path}/{name}", f"{self.base}/{name}", self.query)
 
