@@ -55,7 +55,8 @@ AddressOption = Annotated[
 
 def _guarded(command: Callable[..., None]) -> Callable[..., None]:
     """A command whose library errors become one line: exit 2 for bad input (a spec, a
-    run directory, a job id), 1 for a cluster that cannot be reached or refuses us."""
+    run directory, a job id, a Ray address), 1 for a jobs API that cannot be reached or
+    refuses us."""
 
     from sweeps.jobs import JobsError, NoSuchJob
 
@@ -67,6 +68,8 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
             raise fail(str(error), 2) from None
         except JobsError as error:
             raise fail(str(error), 1) from None
+        except ConnectionError as error:  # `--address` names no Ray cluster
+            raise fail(f"cannot reach Ray: {error}", 2) from None
 
     return run_command
 
@@ -96,7 +99,6 @@ def _input_errors() -> tuple[type[Exception], ...]:
     return SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError
 
 
-@app.command()
 def run(
     spec: SpecArgument,
     assignments: SetOption = None,
@@ -124,23 +126,17 @@ def run(
     """
     from sweeps.runner import run_sweep
 
-    try:
-        sweep = resolve_spec(
-            spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
-            gpus=gpus_per_trial, max_concurrent=max_concurrent,
-        )  # fmt: skip
-        outcome = run_sweep(
-            sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
-            say=say,
-        )  # fmt: skip
-    except _input_errors() as error:
-        raise fail(str(error), 2) from None
-    except ConnectionError as error:
-        raise fail(f"cannot reach Ray at {address!r}: {error}", 2) from None
+    sweep = resolve_spec(
+        spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
+        gpus=gpus_per_trial, max_concurrent=max_concurrent,
+    )  # fmt: skip
+    outcome = run_sweep(
+        sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
+        say=say,
+    )  # fmt: skip
     _conclude(outcome)
 
 
-@app.command()
 def resume(
     run_dir: Annotated[
         str, typer.Argument(help="The run directory (or URI) of an interrupted run.")
@@ -156,14 +152,9 @@ def resume(
     """
     from sweeps.runner import resume_sweep
 
-    try:
-        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=say)
-    except _input_errors() as error:
-        raise fail(str(error), 2) from None
-    _conclude(outcome)
+    _conclude(resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=say))
 
 
-@app.command()
 def presets() -> None:
     """List the built-in sweeps: one per experiment of the two reports, and quickstart."""
     table = Table("preset", "trials", "description", box=None, pad_edge=False)
@@ -173,7 +164,6 @@ def presets() -> None:
     console.print(table)
 
 
-@app.command()
 def show(name: Annotated[str, typer.Argument(help="A preset name.")]) -> None:
     """Print a preset's YAML, to copy and edit.
 
@@ -181,14 +171,9 @@ def show(name: Annotated[str, typer.Argument(help="A preset name.")]) -> None:
 
         sweeps show quickstart > my-sweep.yaml
     """
-    try:
-        path = preset_path(name)
-    except SpecError as error:
-        raise fail(str(error), 2) from None
-    sys.stdout.write(path.read_text())
+    sys.stdout.write(preset_path(name).read_text())
 
 
-@app.command()
 def train(
     assignments: Annotated[
         list[str] | None,
@@ -209,10 +194,7 @@ def train(
     from trainers import DEFAULTS
     from trainers import train as train_model
 
-    try:
-        config = single_values(assignments)
-    except SpecError as error:
-        raise fail(str(error), 2) from None
+    config = single_values(assignments)
     if data_dir is not None:
         config["data_dir"] = str(data_dir)
     epochs = config.get("epochs", DEFAULTS["epochs"])
@@ -227,16 +209,14 @@ def train(
             soft_wrap=True,
         )
 
-    try:
-        result = train_model(config, report=report)
-    except _input_errors() as error:
-        raise fail(str(error), 2) from None
-    console.print(final_table(result))
+    console.print(final_table(train_model(config, report=report)))
 
 
-for _command in (reporting.report, reporting.threshold, reporting.compare):
-    app.command()(_guarded(_command))
-for _name, _command in jobs_cli.COMMANDS.items():
+for _name, _command in {
+    "run": run, "resume": resume, "presets": presets, "show": show, "train": train,
+    "report": reporting.report, "threshold": reporting.threshold, "compare": reporting.compare,
+    **jobs_cli.COMMANDS,
+}.items():  # fmt: skip
     app.command(_name)(_guarded(_command))
 
 
@@ -302,8 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         if type(error).__name__ == "NoArgsIsHelpError":  # bare `sweeps`: the help, as usual
             errors.print(error.format_message(), highlight=False, markup=False)
             sys.exit(0)
-        message = " ".join(error.format_message().split())
-        errors.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+        fail(" ".join(error.format_message().split()), error.exit_code)
         sys.exit(error.exit_code)
     except typer.Abort:
         errors.print("aborted")

@@ -12,6 +12,7 @@ and hands Tune one trainable with the dataset in the object store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -21,7 +22,7 @@ import platform
 import secrets
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,7 @@ def run_sweep(
     if run_dir.exists():
         raise SpecError(f"run directory {run_dir.uri!r} already exists")
     run_dir.mkdir()  # before Ray starts: an unwritable location fails here
-    started_ray = _init_ray(address)
-    try:
+    with _ray_session(address):
         spec = _resolve_gpus(spec, address, say)
         (run_dir / "spec.yaml").write_text(to_yaml(spec))
         manifest = _manifest(spec, run_id, address)
@@ -134,11 +134,6 @@ def run_sweep(
         say(f"run {run_id}: {spec.trial_count} trials -> {run_dir}")
         _fit(_tuner(spec, run_dir, run_id, dataset))
         return _finish(spec, run_dir, manifest)
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
 
 
 def resume_sweep(
@@ -160,8 +155,7 @@ def resume_sweep(
     spec = parse_spec(read_yaml((run_dir / "spec.yaml").read_text()), f"{run_dir}/spec.yaml")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     dataset = load_shared_dataset(spec, data_dir)
-    started_ray = _init_ray(address)
-    try:
+    with _ray_session(address):
         say(f"resuming run {manifest['run_id']} in {run_dir}")
         path, filesystem = (run_dir / TUNE_DIR).for_tune()
         tuner = tune.Tuner.restore(
@@ -173,11 +167,6 @@ def resume_sweep(
         manifest.setdefault("resumed_at", []).append(_now())
         _fit(tuner)
         return _finish(spec, run_dir, manifest)
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
 
 
 def _fit(tuner: Any) -> None:
@@ -208,9 +197,23 @@ def read_trials(run_dir: str | Place) -> pd.DataFrame:
     return frame if len(frame) else pd.DataFrame(columns=["trial_id", "status"])
 
 
+@contextlib.contextmanager
+def _ray_session(address: str | None) -> Iterator[None]:
+    """Ray for the length of a run: an embedded one sized to this machine, or `address`
+    joined; a Ray this process had already initialised is used and left running."""
+    import ray
+
+    if _init_ray(address):
+        try:
+            yield
+        finally:
+            ray.shutdown()
+    else:
+        yield
+
+
 def _init_ray(address: str | None) -> bool:
-    """Start an embedded Ray sized to this machine, or join `address`; True if we started
-    one (and so must stop it)."""
+    """Start (or join) Ray unless this process already has; True if it did."""
     import ray
 
     if ray.is_initialized():
