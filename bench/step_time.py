@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from trainers.data import DataNotFoundError, Split, load_dataset, make_splits
 from trainers.models import MLP
 from trainers.optim import SGD
-from trainers.train import device_name, train_epoch
+from trainers.train import EpochOrder, device_name, train_epoch
 
 LR = 0.1
 
@@ -62,12 +62,14 @@ def ours(split: Split, batch_size: int) -> Callable[[], None]:
     )
     optimizer = SGD(model.params, LR)
     generator = torch.Generator().manual_seed(0)
+    epoch_order = EpochOrder(split)
 
     def epoch() -> None:
-        order = torch.randperm(len(split), generator=generator)
-        train_epoch(model, optimizer.step, split, order, batch_size, "categorical_crossentropy")[
-            0
-        ].item()
+        images, labels = epoch_order(torch.randperm(len(split), generator=generator))
+        loss, _ = train_epoch(
+            model, optimizer.step, images, labels, batch_size, "categorical_crossentropy"
+        )
+        loss.item()
 
     return epoch
 

@@ -22,6 +22,7 @@ from sweeps.options import (
     CpusOption,
     DataDirOption,
     EpochsOption,
+    FuseOption,
     GpusOption,
     MaxConcurrentOption,
     RepeatsOption,
@@ -111,6 +112,7 @@ def run(
     cpus_per_trial: CpusOption = None,
     gpus_per_trial: GpusOption = None,
     max_concurrent: MaxConcurrentOption = None,
+    fuse: FuseOption = None,
     address: AddressOption = None,
     run_id: Annotated[str | None, typer.Option(hidden=True)] = None,  # set by `submit`
 ) -> None:
@@ -123,12 +125,14 @@ def run(
         sweeps run report-a-batch-size --set batch_size=64,512 --repeats 3
 
         sweeps run my-sweep.yaml --set lr=0.01,0.1 --set hidden=[128,128] --gpus-per-trial 0.25
+
+        sweeps run report-a-activations --fuse off
     """
     from sweeps.runner import run_sweep
 
     sweep = resolve_spec(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
-        gpus=gpus_per_trial, max_concurrent=max_concurrent,
+        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
     )  # fmt: skip
     outcome = run_sweep(
         sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,

@@ -16,6 +16,7 @@ from sweeps import jobs
 from sweeps.options import (
     CpusOption,
     EpochsOption,
+    FuseOption,
     GpusOption,
     MaxConcurrentOption,
     RepeatsOption,
@@ -52,6 +53,7 @@ def submit(
     cpus_per_trial: CpusOption = None,
     gpus_per_trial: GpusOption = None,
     max_concurrent: MaxConcurrentOption = None,
+    fuse: FuseOption = None,
     token_file: TokenFile = None,
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job, queued for a sweep slot.
@@ -66,7 +68,7 @@ def submit(
 
     sweep = resolve_spec(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
-        gpus=gpus_per_trial, max_concurrent=max_concurrent,
+        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
     )  # fmt: skip
     if "://" not in results and not Path(results).is_absolute():
         raise SpecError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,22 @@ RepeatsOption = Annotated[int | None, typer.Option(help="Run the grid N times, s
 CpusOption = Annotated[float | None, typer.Option(help="CPUs each trial reserves.")]
 GpusOption = Annotated[
     float | None, typer.Option(help="GPU share of each trial: 0.25 packs four on one GPU.")
+]
+
+
+class Fuse(str, enum.Enum):
+    auto = "auto"
+    off = "off"
+
+
+FuseOption = Annotated[
+    Fuse | None,
+    typer.Option(
+        help="auto: train configurations that differ only in activation, lr, loss or"
+        " initializer as one fused model per trial; off: one trial each."
+        " [default: the spec's, auto]",
+        case_sensitive=False,
+    ),
 ]
 MaxConcurrentOption = Annotated[int | None, typer.Option(help="Trials at once, at most.")]
 DataDirOption = Annotated[

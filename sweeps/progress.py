@@ -21,16 +21,28 @@ _DONE, _FAILED = "TERMINATED", "ERROR"
 
 
 class LiveProgress(tune.Callback):
-    """A Tune callback that redraws the sweep's state at most four times a second."""
+    """A Tune callback that redraws the sweep's state at most four times a second.
 
-    def __init__(self, total: int, swept: list[str], metric: str, mode: str) -> None:
+    It counts configurations: with `bundles` (a fused run) a trial `{"bundle": i}` stands
+    for the configurations `bundles[i]` and reports their metrics as `members`.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        swept: list[str],
+        metric: str,
+        mode: str,
+        bundles: list[list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.total, self.swept = total, swept
         self.metric, self.mode = metric, mode
+        self.bundles = bundles
         self._live: Live | None = None
         self._started = time.monotonic()
         self._drawn = 0.0
-        self._done: set[str] = set()
-        self._failed: set[str] = set()
+        self._done: dict[str, int] = {}  # trial id -> configurations it stands for
+        self._failed: dict[str, int] = {}
         self._seeded = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -43,17 +55,23 @@ class LiveProgress(tune.Callback):
         self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
         self._live.start()
 
+    def configs(self, trial: Any) -> list[dict[str, Any]]:
+        """The configurations a trial trains."""
+        return self.bundles[trial.config["bundle"]] if self.bundles else [trial.config]
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._done.add(trial.trial_id)
+        self._done[trial.trial_id] = len(self.configs(trial))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._failed.add(trial.trial_id)
+        self._failed[trial.trial_id] = len(self.configs(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if not self._seeded:  # a resumed run starts with the trials it had finished
             self._seeded = True
-            self._done.update(t.trial_id for t in trials if t.status == _DONE)
-            self._failed.update(t.trial_id for t in trials if t.status == _FAILED)
+            for trial in trials:
+                if trial.status in (_DONE, _FAILED):
+                    ended = self._done if trial.status == _DONE else self._failed
+                    ended[trial.trial_id] = len(self.configs(trial))
         if self._live is not None and time.monotonic() - self._drawn >= 0.25:
             self._drawn = time.monotonic()
             self._live.update(self.render(trials))
@@ -69,8 +87,8 @@ class LiveProgress(tune.Callback):
     def render(self, trials: list) -> Group:
         # Ended trials are counted from the callbacks: on an interrupt Tune marks the
         # unfinished ones TERMINATED too.
-        done, failed = len(self._done), len(self._failed)
-        running = sum(trial.status == "RUNNING" for trial in trials)
+        done, failed = sum(self._done.values()), sum(self._failed.values())
+        running = sum(len(self.configs(t)) for t in trials if t.status == "RUNNING")
         pending = max(self.total - done - failed - running, 0)
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self._started))
         line = Text.assemble(
@@ -90,16 +108,21 @@ class LiveProgress(tune.Callback):
 
     def _best(self, trials: list) -> tuple[float, str] | None:
         scored = [
-            (float(t.last_result[self.metric]), t)
-            for t in trials
-            if isinstance(t.last_result.get(self.metric), int | float)
-            and not math.isnan(t.last_result[self.metric])
+            (float(result[self.metric]), config)
+            for trial in trials
+            for config, result in zip(
+                self.configs(trial),
+                trial.last_result.get("members", [trial.last_result]),
+                strict=False,  # no result yet: no members
+            )
+            if isinstance(result.get(self.metric), int | float)
+            and not math.isnan(result[self.metric])
         ]
         if not scored:
             return None
         pick = max if self.mode == "max" else min
-        value, trial = pick(scored, key=lambda pair: pair[0])
-        return value, "  ".join(f"{key}={trial.config.get(key)}" for key in self.swept)
+        value, config = pick(scored, key=lambda pair: pair[0])
+        return value, "  ".join(f"{key}={config.get(key)}" for key in self.swept)
 
 
 def summary_table(trials: pd.DataFrame, swept: list[str], metric: str, mode: str) -> Table:

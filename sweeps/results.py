@@ -3,6 +3,10 @@
     <run_dir>/trials/<trial_id>.parquet   one row: the trial's config and final metrics
     <run_dir>/epochs/<trial_id>.parquet   one row per epoch
 
+A fused trial (sweeps.fusion) trains a bundle of configurations; its files hold one row
+per configuration (per epoch), each with a trial_id of its own (`<bundle_id>-<k>`) and
+the Tune trial's id in `bundle_id`, so a fused run reads exactly like an unfused one.
+
 Each file is written whole or not at all (locally under a dot-name renamed into place), so
 `pd.read_parquet` of either folder (which skips dot-files) sees only whole files at any
 moment, and a crash loses no finished trial. Every file of a run has the same schema,
@@ -36,8 +40,8 @@ EPOCH_SCHEMA = pa.schema(
 )
 EPOCH_METRICS = [name for name in EPOCH_SCHEMA.names if name not in ("run_id", "trial_id")]
 
-_HEAD = [("run_id", pa.string()), ("trial_id", pa.string()), ("status", pa.string()),
-         ("error", pa.string())]  # fmt: skip
+_HEAD = [("run_id", pa.string()), ("trial_id", pa.string()), ("bundle_id", pa.string()),
+         ("status", pa.string()), ("error", pa.string())]  # fmt: skip
 _METRICS = [
     ("train_loss", pa.float64()),
     ("train_accuracy", pa.float64()),
@@ -111,32 +115,50 @@ def _now() -> dt.datetime:
 
 
 class ParquetWriter(tune.Callback):
-    """Collects each trial's reports and writes its two files when it ends."""
+    """Collects each trial's reports and writes its two files when it ends.
 
-    def __init__(self, run_dir: Place, run_id: str, schema: pa.Schema, gpu_fraction: float):
+    With `bundles` (a fused run), a trial's config is `{"bundle": i}`, its configurations
+    are `bundles[i]` and its reports carry their metrics as `members`.
+    """
+
+    def __init__(
+        self,
+        run_dir: Place,
+        run_id: str,
+        schema: pa.Schema,
+        gpu_fraction: float,
+        bundles: list[list[dict[str, Any]]] | None = None,
+    ):
         self.run_dir = run_dir
         self.run_id = run_id
         self.schema = schema
         self.gpu_fraction = gpu_fraction
-        self._epochs: dict[str, list[dict[str, Any]]] = {}
-        self._final: dict[str, dict[str, Any]] = {}
+        self.bundles = bundles
+        self._epochs: dict[str, list[list[dict[str, Any]]]] = {}  # per member, per epoch
+        self._final: dict[str, list[dict[str, Any]]] = {}  # per member
         self._started: dict[str, dt.datetime] = {}
 
+    def configs(self, trial: Any) -> list[dict[str, Any]]:
+        """The configurations a trial trains."""
+        return self.bundles[trial.config["bundle"]] if self.bundles else [trial.config]
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._reset(trial.trial_id)
+        self._reset(trial)
         self._started[trial.trial_id] = _now()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._reset(trial.trial_id)  # a retry starts from scratch: forget the failed attempt
+        self._reset(trial)  # a retry starts from scratch: forget the failed attempt
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
+        members = result.get("members", [result])
         if result.get("kind") == "epoch":
-            row = {name: result.get(name) for name in EPOCH_METRICS}
-            self._epochs.setdefault(trial.trial_id, []).append(row)
+            per_member = self._epochs.setdefault(trial.trial_id, [[] for _ in members])
+            for rows, metrics in zip(per_member, members, strict=True):
+                rows.append({name: metrics.get(name) for name in EPOCH_METRICS})
         elif result.get("kind") == "final":
-            self._final[trial.trial_id] = result
+            self._final[trial.trial_id] = members
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.write_trial(trial, "TERMINATED", None)
@@ -144,21 +166,42 @@ class ParquetWriter(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.write_trial(trial, "ERROR", error_message(trial))
 
-    def _reset(self, trial_id: str) -> None:
-        self._epochs[trial_id] = []
-        self._final.pop(trial_id, None)
+    def _reset(self, trial: Any) -> None:
+        self._epochs[trial.trial_id] = [[] for _ in self.configs(trial)]
+        self._final.pop(trial.trial_id, None)
 
     def write_trial(self, trial: Any, status: str, error: str | None) -> None:
         trial_id = trial.trial_id
-        epochs = self._epochs.pop(trial_id, [])
-        final = self._final.pop(trial_id, {})
+        configs = self.configs(trial)
+        epochs = self._epochs.pop(trial_id, None) or [[] for _ in configs]
+        finals = self._final.pop(trial_id, None) or [{} for _ in configs]
+        started = self._started.pop(trial_id, None)
+        bundle_id = trial_id if len(configs) > 1 else None
+        rows, epoch_rows = [], []
+        for k, config in enumerate(configs):
+            member_id = f"{trial_id}-{k}" if bundle_id else trial_id
+            rows.append(self._row(member_id, bundle_id, config, epochs[k], finals[k]))
+            rows[-1].update(status=status, error=error, started_at=started)
+            epoch_rows += [{"run_id": self.run_id, "trial_id": member_id, **r} for r in epochs[k]]
+        table = pa.Table.from_pylist(rows, schema=self.schema)
+        (self.run_dir / "trials" / f"{trial_id}.parquet").write_parquet(table)
+        epoch_table = pa.Table.from_pylist(epoch_rows, schema=EPOCH_SCHEMA)
+        (self.run_dir / "epochs" / f"{trial_id}.parquet").write_parquet(epoch_table)
+
+    def _row(
+        self,
+        trial_id: str,
+        bundle_id: str | None,
+        config: dict[str, Any],
+        epochs: list[dict[str, Any]],
+        final: dict[str, Any],
+    ) -> dict[str, Any]:
         last = {**(epochs[-1] if epochs else {}), **final}  # stopped early: no final report
         confusion = final.get("confusion")
         row = {
             "run_id": self.run_id,
             "trial_id": trial_id,
-            "status": status,
-            "error": error,
+            "bundle_id": bundle_id,
             "train_loss": last.get("loss"),
             "train_accuracy": last.get("accuracy"),
             "val_loss": last.get("val_loss"),
@@ -171,15 +214,10 @@ class ParquetWriter(tune.Callback):
             "device": final.get("device"),
             "gpu_fraction": self.gpu_fraction,
             "confusion": [int(n) for row in confusion for n in row] if confusion else None,
-            "started_at": self._started.pop(trial_id, None),
             "finished_at": _now(),
         }
-        for key, value in trial.config.items():
+        for key, value in config.items():
             column = config_column(key)
             if column in self.schema.names:
                 row[column] = _cell(value, self.schema.field(column).type)
-        table = pa.Table.from_pylist([row], schema=self.schema)
-        (self.run_dir / "trials" / f"{trial_id}.parquet").write_parquet(table)
-        epoch_rows = [{"run_id": self.run_id, "trial_id": trial_id, **r} for r in epochs]
-        epoch_table = pa.Table.from_pylist(epoch_rows, schema=EPOCH_SCHEMA)
-        (self.run_dir / "epochs" / f"{trial_id}.parquet").write_parquet(epoch_table)
+        return row

@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from sweeps import __version__
+from sweeps.fusion import Bundle, auto_bundle_size, fusable_spec, plan_bundles
 from sweeps.progress import LiveProgress
 from sweeps.results import ParquetWriter, trial_schema
 from sweeps.spec import (
@@ -127,12 +128,19 @@ def run_sweep(
         raise SpecError(f"run directory {run_dir.uri!r} already exists")
     run_dir.mkdir()  # before Ray starts: an unwritable location fails here
     with _ray_session(address):
-        spec = _resolve_gpus(spec, address, say)
+        spec = _resolve_bundle_size(_resolve_gpus(spec, address, say))
+        bundles = _bundles(spec)
         (run_dir / "spec.yaml").write_text(to_yaml(spec))
         manifest = _manifest(spec, run_id, address)
         _write_manifest(run_dir, manifest)
         say(f"run {run_id}: {spec.trial_count} trials -> {run_dir}")
-        _fit(_tuner(spec, run_dir, run_id, dataset))
+        if bundles:
+            fused = sum(len(bundle) for bundle in bundles if len(bundle) > 1)
+            say(
+                f"fused: {fused} of them train in {sum(len(b) > 1 for b in bundles)} bundles"
+                f" of up to {spec.max_bundle}; {len(bundles)} Tune trials in all"
+            )
+        _fit(_tuner(spec, run_dir, run_id, dataset, bundles))
         return _finish(spec, run_dir, manifest)
 
 
@@ -155,14 +163,15 @@ def resume_sweep(
     spec = parse_spec(read_yaml((run_dir / "spec.yaml").read_text()), f"{run_dir}/spec.yaml")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     dataset = load_shared_dataset(spec, data_dir)
+    bundles = _bundles(spec)  # the spec saved is resolved: the same bundles again
     with _ray_session(address):
         say(f"resuming run {manifest['run_id']} in {run_dir}")
         path, filesystem = (run_dir / TUNE_DIR).for_tune()
         tuner = tune.Tuner.restore(
             path,
             storage_filesystem=filesystem,
-            trainable=_trainable(spec, dataset),
-            param_space=_param_space(spec),
+            trainable=_trainable(spec, dataset, bundles),
+            param_space=_param_space(spec, bundles),
         )
         manifest.setdefault("resumed_at", []).append(_now())
         _fit(tuner)
@@ -243,9 +252,35 @@ def _resolve_gpus(spec: SweepSpec, address: str | None, say: Say) -> SweepSpec:
     return spec.model_copy(update={"resources": resources})
 
 
-def _param_space(spec: SweepSpec) -> dict[str, Any]:
+def _resolve_bundle_size(spec: SweepSpec) -> SweepSpec:
+    """`max_bundle: auto` made a number: enough bundles for every trial slot the cluster
+    has now. Left as it is where nothing may fuse."""
+    import ray
+
+    if spec.max_bundle != "auto" or not fusable_spec(spec):
+        return spec
+    gpus, resources = float(spec.resources.gpus), ray.cluster_resources()
+    if gpus > 0:
+        slots = int(resources.get("GPU", 0) / gpus)
+    else:
+        slots = int(resources.get("CPU", 0) // spec.resources.cpus)
+    if spec.max_concurrent is not None:
+        slots = min(slots, spec.max_concurrent)
+    size = auto_bundle_size(spec, slots, on_gpu=gpus > 0)
+    return spec.model_copy(update={"max_bundle": size})
+
+
+def _bundles(spec: SweepSpec) -> list[Bundle] | None:
+    if not isinstance(spec.max_bundle, int):
+        return None
+    return plan_bundles(spec, on_gpu=float(spec.resources.gpus) > 0)
+
+
+def _param_space(spec: SweepSpec, bundles: list[Bundle] | None) -> dict[str, Any]:
     from ray import tune
 
+    if bundles:
+        return {"bundle": tune.grid_search(list(range(len(bundles))))}
     space: dict[str, Any] = {"dataset": spec.dataset} if spec.dataset is not None else {}
     space.update(spec.base)
     space.update({key: tune.grid_search(values) for key, values in spec.grid.items()})
@@ -261,20 +296,24 @@ def _param_space(spec: SweepSpec) -> dict[str, Any]:
     return space
 
 
-def _trainable(spec: SweepSpec, dataset: Any) -> Any:
+def _trainable(spec: SweepSpec, dataset: Any, bundles: list[Bundle] | None) -> Any:
     from ray import tune
 
-    from sweeps.trainable import run_trial
+    from sweeps.trainable import run_bundle, run_trial
 
     gpus = float(spec.resources.gpus)  # resolved by now
     resources = {"cpu": spec.resources.cpus, "gpu": gpus}
-    trainable = tune.with_parameters(
-        run_trial, dataset=dataset, trainer=spec.trainer, cpus=spec.resources.cpus, gpus=gpus
-    )
+    shared = {"dataset": dataset, "cpus": spec.resources.cpus, "gpus": gpus}
+    if bundles:
+        trainable = tune.with_parameters(run_bundle, bundles=bundles, **shared)
+    else:
+        trainable = tune.with_parameters(run_trial, trainer=spec.trainer, **shared)
     return tune.with_resources(trainable, resources)
 
 
-def _tuner(spec: SweepSpec, run_dir: Place, run_id: str, dataset: Any) -> Any:
+def _tuner(
+    spec: SweepSpec, run_dir: Place, run_id: str, dataset: Any, bundles: list[Bundle] | None
+) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -288,12 +327,13 @@ def _tuner(spec: SweepSpec, run_dir: Place, run_id: str, dataset: Any) -> Any:
             grace_period=spec.grace_period,
             max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
         )
-    writer = ParquetWriter(run_dir, run_id, trial_schema(spec), float(spec.resources.gpus))
+    gpus = float(spec.resources.gpus)
+    writer = ParquetWriter(run_dir, run_id, trial_schema(spec), gpus, bundles)
     storage_path, storage_filesystem = run_dir.for_tune()
-    progress = LiveProgress(spec.trial_count, spec.swept, spec.metric, spec.mode)
+    progress = LiveProgress(spec.trial_count, spec.swept, spec.metric, spec.mode, bundles)
     return tune.Tuner(
-        _trainable(spec, dataset),
-        param_space=_param_space(spec),
+        _trainable(spec, dataset, bundles),
+        param_space=_param_space(spec, bundles),
         tune_config=tune.TuneConfig(
             num_samples=spec.num_samples,
             scheduler=scheduler,

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from trainers.config import DATASETS
 
@@ -105,8 +112,20 @@ class SweepSpec(_Strict):
     mode: Literal["max", "min"] = "max"
     grace_period: Annotated[int, Field(ge=1)] = 1
     max_failures: Annotated[int, Field(ge=0)] = 0
+    # auto: configurations that differ only in activation, lr, loss or initializer train
+    # as one fused model per trial (sweeps.fusion); off: one trial per configuration.
+    fuse: Literal["auto", "off"] = "auto"
+    # Configurations per fused trial, at most; auto: enough bundles to keep every trial
+    # slot busy, at most 8. A run saves the number it used.
+    max_bundle: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     results: str = "results"
     reference: list[Reference] = []
+
+    @field_validator("fuse", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false (and `on` as true).
+        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _keys_are_consistent(self) -> SweepSpec:
@@ -288,6 +307,7 @@ def resolve_spec(
     cpus: float | None = None,
     gpus: float | None = None,
     max_concurrent: int | None = None,
+    fuse: str | None = None,
 ) -> SweepSpec:
     """A spec as the CLI flags make it: loaded, then `--set`, `--epochs` and the rest."""
     overrides = dict(parse_override(a) for a in assignments or [])
@@ -295,5 +315,5 @@ def resolve_spec(
         overrides["epochs"] = [epochs]
     return override(
         load_spec(name_or_path), overrides, cpus=cpus, gpus=gpus, repeats=repeats,
-        max_concurrent=max_concurrent,
+        max_concurrent=max_concurrent, fuse=fuse,
     )  # fmt: skip

@@ -47,16 +47,9 @@ def run_trial(
 ) -> None:
     """The Tune trainable: `tune.with_parameters` supplies everything but `config`."""
     train = resolve_trainer(trainer)
-    config = dict(config)
     if trainer == DEFAULT_TRAINER:
-        config.setdefault("device", "cuda" if gpus > 0 else "cpu")
-        config.setdefault("threads", max(1, int(cpus)))
-    if 0 < gpus < 1:
-        import torch
-
-        if torch.cuda.is_available():
-            # Neighbours on the same GPU get their share: a trial takes no more than its own.
-            torch.cuda.set_per_process_memory_fraction(gpus)
+        config = with_device(config, cpus, gpus)
+    _share_gpu(gpus)
 
     def report(metrics: dict[str, Any]) -> None:
         tune.report({**metrics, "kind": "epoch"})
@@ -65,3 +58,43 @@ def run_trial(
     if not isinstance(final, dict):
         raise TypeError(f"trainer {trainer!r} must return a dict of metrics, got {final!r}")
     tune.report({**final, "kind": "final"})
+
+
+def run_bundle(
+    config: dict[str, Any],
+    dataset: Any = None,
+    bundles: list[list[dict[str, Any]]] | None = None,
+    cpus: float = 1,
+    gpus: float = 0,
+) -> None:
+    """The Tune trainable of a fused sweep: `config["bundle"]` indexes `bundles`, whose
+    configurations train as one fused model (or alone, for a bundle of one). Reports
+    carry `members`: each configuration's metrics, in the bundle's order."""
+    from trainers import train
+    from trainers.fused import train_fused
+
+    configs = [with_device(member, cpus, gpus) for member in (bundles or [])[config["bundle"]]]
+    _share_gpu(gpus)
+
+    def report(members: list[dict[str, Any]]) -> None:
+        tune.report({"kind": "epoch", "members": members})
+
+    if len(configs) == 1:
+        final = [train(configs[0], dataset, lambda metrics: report([metrics]))]
+    else:
+        final = train_fused(configs, dataset, report)
+    tune.report({"kind": "final", "members": final})
+
+
+def with_device(config: dict[str, Any], cpus: float, gpus: float) -> dict[str, Any]:
+    """The built-in trainer's config on the trial's own resources, unless it names them."""
+    return {"device": "cuda" if gpus > 0 else "cpu", "threads": max(1, int(cpus)), **config}
+
+
+def _share_gpu(gpus: float) -> None:
+    if 0 < gpus < 1:
+        import torch
+
+        if torch.cuda.is_available():
+            # Neighbours on the same GPU get their share: a trial takes no more than its own.
+            torch.cuda.set_per_process_memory_fraction(gpus)

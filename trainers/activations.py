@@ -45,7 +45,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "exponential": Activation(torch.exp_, torch.mul),
     "linear": Activation(lambda z: z, lambda grad, a: grad),
     "softmax": Activation(
-        lambda z: torch.softmax(z, 1),
-        lambda grad, a: aten._softmax_backward_data(grad, a, 1, a.dtype),
+        lambda z: torch.softmax(z, -1),
+        lambda grad, a: aten._softmax_backward_data(grad, a, -1, a.dtype),
     ),
 }

@@ -3,6 +3,9 @@
 Written with torch's multi-tensor (`_foreach`) ops: one kernel launch per op for all the
 parameters, which matters when a step is launch-bound. Adam follows Keras' form, whose
 epsilon is added to sqrt(v) before the bias correction folded into the step size.
+
+`lr` is a number, or (for stacked models, see trainers.fused) one tensor per parameter
+holding each model's learning rate shaped to broadcast against that parameter.
 """
 
 from __future__ import annotations
@@ -11,17 +14,25 @@ import math
 
 import torch
 
+LearningRate = float | list[torch.Tensor]
+
 
 class SGD:
     """Plain SGD, Keras' default: no momentum, no weight decay."""
 
-    def __init__(self, params: list[torch.Tensor], lr: float) -> None:
+    def __init__(self, params: list[torch.Tensor], lr: LearningRate) -> None:
         self.params = params
         self.lr = lr
+        if not isinstance(lr, float | int):
+            self._negative_lr = [rate.neg().to(p.dtype) for rate, p in zip(lr, params, strict=True)]
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
-        torch._foreach_add_(self.params, grads, alpha=-self.lr)
+        if isinstance(self.lr, float | int):
+            torch._foreach_add_(self.params, grads, alpha=-self.lr)
+        else:
+            # The same product (-lr * g), rounded once, as the scalar form computes.
+            torch._foreach_addcmul_(self.params, grads, self._negative_lr)
 
 
 class Adam:
@@ -30,7 +41,7 @@ class Adam:
     def __init__(
         self,
         params: list[torch.Tensor],
-        lr: float,
+        lr: LearningRate,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -43,21 +54,32 @@ class Adam:
         self.iterations = 0
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
+        if not isinstance(lr, float | int):
+            # Double precision, as the scalar form's step size is computed in Python.
+            self._lr64 = [rate.double() for rate in lr]
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
         self.iterations += 1
         t = self.iterations
-        step_size = self.lr * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        correction = math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         torch._foreach_lerp_(self.m, grads, 1 - self.beta_1)
         torch._foreach_mul_(self.v, self.beta_2)
         torch._foreach_addcmul_(self.v, grads, grads, value=1 - self.beta_2)
         denominator = torch._foreach_sqrt(self.v)
         torch._foreach_add_(denominator, self.epsilon)
-        torch._foreach_addcdiv_(self.params, self.m, denominator, value=-step_size)
+        if isinstance(self.lr, float | int):
+            torch._foreach_addcdiv_(self.params, self.m, denominator, value=-self.lr * correction)
+            return
+        # p + (step * m) / denominator, the scalar form's order of operations.
+        steps = [
+            rate.mul(-correction).to(p.dtype)
+            for rate, p in zip(self._lr64, self.params, strict=True)
+        ]
+        torch._foreach_addcdiv_(self.params, torch._foreach_mul(self.m, steps), denominator)
 
 
-def make_optimizer(name: str, params: list[torch.Tensor], lr: float) -> SGD | Adam:
+def make_optimizer(name: str, params: list[torch.Tensor], lr: LearningRate) -> SGD | Adam:
     if name == "sgd":
         return SGD(params, lr)
     if name == "adam":

@@ -13,7 +13,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.config import ConfigError, TrainConfig
-from trainers.data import NUM_CLASSES, Dataset, Split, load_dataset, make_splits
+from trainers.data import NUM_CLASSES, Dataset, Split, Splits, load_dataset, make_splits
 from trainers.losses import per_sample_loss
 from trainers.models import Model, build_model, parameter_count
 from trainers.optim import make_optimizer
@@ -40,13 +40,8 @@ def train(
     `loss`, `accuracy`, `val_loss`, `val_accuracy` and `epoch_time_s`. Bad config raises
     ConfigError before any work.
     """
-    if dataset is None:
-        cfg = TrainConfig.from_dict(config)
-        dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.download)
-    cfg = check_config(config, dataset)
-    device = resolve_device(cfg.device)
-    torch.set_num_threads(resolve_threads(cfg.threads))
-    weights_seed, order_seed = _seeds(cfg.seed)
+    (cfg,), dataset = checked_configs([config], dataset)
+    device, splits, weights_seed, order_generator = prepare(cfg, dataset)
     model = build_model(
         cfg.model,
         dataset.image_shape,
@@ -56,47 +51,94 @@ def train(
         torch.Generator().manual_seed(weights_seed),
         device,
     )
-    splits = make_splits(dataset, cfg.validation_split, cfg.seed, device)
     optimizer = make_optimizer(cfg.optimizer, model.params, cfg.lr)
-    order_generator = torch.Generator().manual_seed(order_seed)
+
+    epoch_order = EpochOrder(splits.train)
 
     started = time.perf_counter()
     metrics: dict[str, Any] = {}
     predictions = torch.empty(0, dtype=torch.long)
     for epoch in range(1, cfg.epochs + 1):
         epoch_started = time.perf_counter()
-        order = (
-            torch.randperm(len(splits.train), generator=order_generator) if cfg.shuffle else None
-        )
+        images, labels = epoch_order(shuffled_order(cfg, order_generator, len(splits.train)))
         loss, accuracy = train_epoch(
-            model, optimizer.step, splits.train, order, cfg.batch_size, cfg.loss
+            model, optimizer.step, images, labels, cfg.batch_size, cfg.loss
         )
         val_loss, val_accuracy, predictions = evaluate(model, splits.validation, cfg.loss)
         values = torch.stack([loss, accuracy, val_loss, val_accuracy]).tolist()  # one sync
-        metrics = {
-            "epoch": epoch,
-            **dict(zip(("loss", "accuracy", "val_loss", "val_accuracy"), values, strict=True)),
-            "epoch_time_s": time.perf_counter() - epoch_started,
-        }
+        metrics = epoch_metrics(epoch, values, time.perf_counter() - epoch_started)
         if report is not None:
             report(metrics)
     train_time_s = time.perf_counter() - started
 
     if splits.test is splits.validation:
-        test_loss, test_accuracy = metrics["val_loss"], metrics["val_accuracy"]
+        test = None
     else:
-        test_loss, test_accuracy = (float(v) for v in evaluate(model, splits.test, cfg.loss)[:2])
+        test = tuple(float(v) for v in evaluate(model, splits.test, cfg.loss)[:2])
+    return final_metrics(
+        metrics, test, predictions, splits, train_time_s, cfg.epochs, parameter_count(model), device
+    )
+
+
+def checked_configs(
+    configs: Sequence[Mapping[str, Any]], dataset: Dataset | None
+) -> tuple[list[TrainConfig], Dataset]:
+    """The configs validated against `dataset`, loaded from the first one's data root when
+    not given (a sweep passes the one its driver loaded)."""
+    if dataset is None:
+        first = TrainConfig.from_dict(configs[0])
+        dataset = load_dataset(first.dataset, first.data_dir, first.download)
+    return [check_config(config, dataset) for config in configs], dataset
+
+
+def prepare(
+    cfg: TrainConfig, dataset: Dataset
+) -> tuple[torch.device, Splits, int, torch.Generator]:
+    """The device (with this process's CPU threads set), the splits on it, the seed of the
+    initial weights and the generator of the batch order."""
+    device = resolve_device(cfg.device)
+    torch.set_num_threads(resolve_threads(cfg.threads))
+    weights_seed, order_seed = _seeds(cfg.seed)
+    splits = make_splits(dataset, cfg.validation_split, cfg.seed, device)
+    return device, splits, weights_seed, torch.Generator().manual_seed(order_seed)
+
+
+def shuffled_order(cfg: TrainConfig, generator: torch.Generator, count: int) -> torch.Tensor | None:
+    """The next epoch's permutation of the training split, None when not shuffling."""
+    return torch.randperm(count, generator=generator) if cfg.shuffle else None
+
+
+def epoch_metrics(epoch: int, values: list[float], epoch_time_s: float) -> dict[str, Any]:
+    """What `report` gets after each epoch; `values` are loss, accuracy, val_loss and
+    val_accuracy."""
+    names = ("loss", "accuracy", "val_loss", "val_accuracy")
+    return {"epoch": epoch, **dict(zip(names, values, strict=True)), "epoch_time_s": epoch_time_s}
+
+
+def final_metrics(
+    last_epoch: dict[str, Any],
+    test: tuple[float, float] | None,
+    predictions: torch.Tensor,
+    splits: Splits,
+    train_time_s: float,
+    epochs: int,
+    params: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """What a trainer returns: the last epoch's metrics, the test set's loss
+    and accuracy (None: the validation set is the test set) and the validation confusion."""
+    test_loss, test_accuracy = test or (last_epoch["val_loss"], last_epoch["val_accuracy"])
     confusion = torch.bincount(
         splits.validation.labels * NUM_CLASSES + predictions, minlength=NUM_CLASSES**2
     )
     return {
-        **metrics,
+        **last_epoch,
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
         "confusion": confusion.view(NUM_CLASSES, NUM_CLASSES).tolist(),  # true x predicted
         "train_time_s": train_time_s,
-        "epochs_completed": cfg.epochs,
-        "params": parameter_count(model),
+        "epochs_completed": epochs,
+        "params": params,
         "device": device.type,
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
@@ -135,19 +177,40 @@ def check_config(config: Mapping[str, Any], dataset: Dataset) -> TrainConfig:
     return cfg
 
 
+class EpochOrder:
+    """A split gathered into each epoch's order, into buffers kept from epoch to epoch:
+    a fresh epoch-sized tensor would cost its page faults every epoch, for MNIST on the
+    CPU three times the gather itself."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+        self._images = torch.empty(0)
+        self._labels = torch.empty(0, dtype=torch.long)
+
+    def __call__(self, order: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) in `order`; the split as it is when `order` is None."""
+        images, labels = self.split.images, self.split.labels
+        if order is None:
+            return images, labels
+        if self._images.shape != images.shape:
+            self._images, self._labels = torch.empty_like(images), torch.empty_like(labels)
+        order = order.to(images.device)
+        torch.index_select(images, 0, order, out=self._images)
+        torch.index_select(labels, 0, order, out=self._labels)
+        return self._images, self._labels
+
+
 def train_epoch(
     model: Model,
     step: Callable[[list[torch.Tensor]], None],
-    split: Split,
-    order: torch.Tensor | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
     batch_size: int,
     loss: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over `split` in `order`; the epoch's mean loss and accuracy (on device)."""
-    x, labels = model.inputs(split.images), split.labels
-    if order is not None:
-        order = order.to(x.device)
-        x, labels = x[order], labels[order]
+    """One pass over `images` in their order; the epoch's mean loss and accuracy (on
+    device)."""
+    x = model.inputs(images)
     one_hot = F.one_hot(labels, NUM_CLASSES).to(x.dtype)
     logits = torch.empty(len(labels), NUM_CLASSES, device=x.device)
     for start in range(0, len(labels), batch_size):
