@@ -24,6 +24,7 @@ from sweeps.options import (
     EpochsOption,
     FuseOption,
     GpusOption,
+    MaxBundleOption,
     MaxConcurrentOption,
     RepeatsOption,
     SetOption,
@@ -113,6 +114,7 @@ def run(
     gpus_per_trial: GpusOption = None,
     max_concurrent: MaxConcurrentOption = None,
     fuse: FuseOption = None,
+    max_bundle: MaxBundleOption = None,
     address: AddressOption = None,
     run_id: Annotated[str | None, typer.Option(hidden=True)] = None,  # set by `submit`
 ) -> None:
@@ -133,6 +135,7 @@ def run(
     sweep = resolve_spec(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
         gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
+        max_bundle=max_bundle,
     )  # fmt: skip
     outcome = run_sweep(
         sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,

@@ -49,9 +49,14 @@ def plan_bundles(spec: SweepSpec, on_gpu: bool) -> list[Bundle] | None:
         raise ValueError(f"max_bundle must be resolved before planning, got {limit!r}")
     bundles: list[Bundle] = []
     for group in _groups(spec, on_gpu):
+        # As even as can be: 9 at most 8 a bundle are 5 + 4, not 8 + 1.
         count = math.ceil(len(group) / limit)
-        size = math.ceil(len(group) / count)  # even: 9 at most 8 a bundle is 5 + 4, not 8 + 1
-        bundles += [group[i : i + size] for i in range(0, len(group), size)]
+        size, larger = divmod(len(group), count)
+        start = 0
+        for index in range(count):
+            stop = start + size + (index < larger)
+            bundles.append(group[start:stop])
+            start = stop
     if all(len(bundle) == 1 for bundle in bundles):
         return None
     return bundles

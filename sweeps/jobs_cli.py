@@ -18,6 +18,7 @@ from sweeps.options import (
     EpochsOption,
     FuseOption,
     GpusOption,
+    MaxBundleOption,
     MaxConcurrentOption,
     RepeatsOption,
     SetOption,
@@ -54,6 +55,7 @@ def submit(
     gpus_per_trial: GpusOption = None,
     max_concurrent: MaxConcurrentOption = None,
     fuse: FuseOption = None,
+    max_bundle: MaxBundleOption = None,
     token_file: TokenFile = None,
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job, queued for a sweep slot.
@@ -69,6 +71,7 @@ def submit(
     sweep = resolve_spec(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
         gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
+        max_bundle=max_bundle,
     )  # fmt: skip
     if "://" not in results and not Path(results).is_absolute():
         raise SpecError(

@@ -56,6 +56,10 @@ FuseOption = Annotated[
         case_sensitive=False,
     ),
 ]
+MaxBundleOption = Annotated[
+    int | None,
+    typer.Option(help="Configurations per fused trial, at most. [default: the spec's, auto]"),
+]
 MaxConcurrentOption = Annotated[int | None, typer.Option(help="Trials at once, at most.")]
 DataDirOption = Annotated[
     Path | None,

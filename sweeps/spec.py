@@ -188,9 +188,14 @@ def parse_spec(data: Any, source: str) -> SweepSpec:
     return spec
 
 
+_UNION_MEMBER = re.compile(r"^(constrained-\w+|literal\[.*\]|[a-z]+-[a-z]+\[.*\])$")
+
+
 def _first_error(error: ValidationError) -> str:
     detail = error.errors()[0]
-    location = ".".join(str(part) for part in detail["loc"])
+    # A union's member is named in the location ("max_bundle.constrained-int"): drop it.
+    parts = [str(part) for part in detail["loc"] if not _UNION_MEMBER.match(str(part))]
+    location = ".".join(parts)
     message = detail["msg"].removeprefix("Value error, ")
     if detail["type"] == "extra_forbidden":
         return f"unknown key {location!r}"
@@ -308,6 +313,7 @@ def resolve_spec(
     gpus: float | None = None,
     max_concurrent: int | None = None,
     fuse: str | None = None,
+    max_bundle: int | None = None,
 ) -> SweepSpec:
     """A spec as the CLI flags make it: loaded, then `--set`, `--epochs` and the rest."""
     overrides = dict(parse_override(a) for a in assignments or [])
@@ -315,5 +321,5 @@ def resolve_spec(
         overrides["epochs"] = [epochs]
     return override(
         load_spec(name_or_path), overrides, cpus=cpus, gpus=gpus, repeats=repeats,
-        max_concurrent=max_concurrent, fuse=fuse,
+        max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle,
     )  # fmt: skip

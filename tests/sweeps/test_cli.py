@@ -60,6 +60,8 @@ def bad_specs(tmp_path: Path) -> dict[str, str]:
         "negative-gpus": ({**base, "resources": {"gpus": -1}}, "resources.gpus"),
         "two-places": ({**base, "grid": {"epochs": [1, 2]}}, "'epochs' is in both base and grid"),
         "unknown-config-key": ({**base, "base": {"bach_size": 8}}, "unknown config key"),
+        "bad-fuse": ({**base, "fuse": "always"}, "fuse: Input should be 'auto' or 'off'"),
+        "bad-max-bundle": ({**base, "max_bundle": 0}, "max_bundle"),
     }  # fmt: skip
     files = {}
     for name, (data, message) in cases.items():
@@ -85,6 +87,8 @@ FLAG_CASES = [
     (["run", "quickstart", "--set", "dataset=digits,mnist"], "--set dataset takes one value"),
     (["run", "quickstart", "--set", "hidden=[0]"], "hidden widths must be integers >= 1"),
     (["run", "quickstart", "--bogus"], "No such option: --bogus"),
+    (["run", "quickstart", "--max-bundle", "0"], "max_bundle: Input should be greater than"),
+    (["run", "quickstart", "--fuse", "maybe"], "'maybe' is not one of 'auto', 'off'"),
     (["run", "report-a-batch-size", "--data-dir", "{tmp}/nowhere"], "mnist not found"),
     (["resume", "{tmp}"], "is not a run directory"),
     (["show", "nope"], "no preset 'nope'"),

@@ -19,8 +19,8 @@ from tests.sweeps.conftest import plugin_env
 pytestmark = pytest.mark.slow
 
 TRIAL_COLUMNS = [
-    "run_id", "trial_id", "status", "error", "train_loss", "train_accuracy", "val_loss",
-    "val_accuracy", "test_loss", "test_accuracy", "train_time_s", "params",
+    "run_id", "trial_id", "bundle_id", "status", "error", "train_loss", "train_accuracy",
+    "val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_time_s", "params",
     "epochs_completed", "device", "gpu_fraction", "confusion", "started_at", "finished_at",
 ]  # fmt: skip
 EPOCH_COLUMNS = ["run_id", "trial_id", "epoch", "loss", "accuracy", "val_loss",
@@ -164,3 +164,44 @@ def test_driver_killed_with_sigkill_resumes_without_rerunning(tmp_path: Path) ->
     before = pd.read_parquet(run_dir / "trials")
     assert 2 <= len(before) < 5
     assert_resumes(run_dir, before, [1, 2, 3, 4, 5])
+
+
+def test_interrupted_fused_run_resumes_with_each_configuration_once(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
+    """Six activations in bundles of two, one bundle at a time, interrupted after the first
+    bundle: resume trains the rest, the same bundles, and keeps the first."""
+    results = tmp_path / "results"
+    process = subprocess.Popen(
+        [*SWEEPS, "run", "report-a-activations", "--results", str(results), "--epochs", "2",
+         "--set", "activation=sigmoid,relu,tanh,elu,exponential,linear", "--max-bundle", "2",
+         "--max-concurrent", "1", "--data-dir", str(mnist_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not list(results.glob("*/*/trials/*.parquet")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    (run_dir,) = (results / "report-a-activations").iterdir()
+    before = pd.read_parquet(run_dir / "trials")
+    assert 2 <= len(before) < 6 and len(before) % 2 == 0
+
+    resumed = subprocess.run(
+        [*SWEEPS, "resume", str(run_dir), "--data-dir", str(mnist_dir)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    after = pd.read_parquet(run_dir / "trials")
+    assert len(after) == 6 and after["trial_id"].is_unique
+    assert sorted(after["activation"]) == sorted(
+        ["sigmoid", "relu", "tanh", "elu", "exponential", "linear"]
+    )
+    assert set(after["status"]) == {"TERMINATED"}
+    assert (after["bundle_id"].value_counts() == 2).all()
+    kept = after.set_index("trial_id").loc[before["trial_id"], "started_at"]
+    assert list(kept) == list(before["started_at"])
+    epochs = pd.read_parquet(run_dir / "epochs")
+    assert len(epochs) == 6 * 2 and epochs["trial_id"].nunique() == 6

@@ -86,6 +86,41 @@ def test_report_a_batch_sizes_match_keras_on_real_mnist(tmp_path: Path, mnist_di
     assert set(trials["params"]) == {50_890}
 
 
+def test_fused_run_reads_exactly_like_an_unfused_one(tmp_path: Path) -> None:
+    """Five activations at batch 64 fuse into bundles (3 + 2 on the 2 CPUs); with --fuse off
+    they are five trials. Same rows, same columns and types, the same metrics each epoch."""
+    args = ["run", "quickstart", "--epochs", "3", "--set", "batch_size=64", "--set", "lr=0.1",
+            "--set", "activation=sigmoid,relu,tanh,exponential,linear"]  # fmt: skip
+    assert run_cli(*args, "--results", str(tmp_path / "fused")) == 0
+    assert run_cli(*args, "--results", str(tmp_path / "alone"), "--fuse", "off") == 0
+    fused_dir, fused, fused_epochs = read(tmp_path / "fused")
+    _, alone, alone_epochs = read(tmp_path / "alone")
+
+    assert list(fused.columns) == list(alone.columns) and (fused.dtypes == alone.dtypes).all()
+    assert list(fused_epochs.columns) == list(alone_epochs.columns)
+    assert sorted(fused["bundle_id"].value_counts()) == [2, 3]
+    assert alone["bundle_id"].isna().all()
+    assert fused["trial_id"].is_unique and set(fused["status"]) == {"TERMINATED"}
+    assert all(t.startswith(f"{b}-") for t, b in zip(fused["trial_id"], fused["bundle_id"],
+                                                     strict=True))  # fmt: skip
+    assert yaml.safe_load((fused_dir / "spec.yaml").read_text())["max_bundle"] == 3
+
+    def by_activation(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+        named = epochs.merge(trials[["trial_id", "activation"]], on="trial_id")
+        return named.drop(columns=["run_id", "trial_id", "epoch_time_s"]).sort_values(
+            ["activation", "epoch"], ignore_index=True
+        )
+
+    together, apart = by_activation(fused, fused_epochs), by_activation(alone, alone_epochs)
+    assert len(together) == 5 * 3
+    pd.testing.assert_frame_equal(together, apart, rtol=0, atol=1e-5)
+    columns = ["activation", "val_loss", "test_accuracy", "params", "epochs_completed"]
+    pd.testing.assert_frame_equal(
+        fused[columns].sort_values("activation", ignore_index=True),
+        alone[columns].sort_values("activation", ignore_index=True), rtol=0, atol=1e-5,
+    )  # fmt: skip
+
+
 def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
     # Best first, one at a time: every later trial is worse at the first rung and stops there.
     spec = write_spec(

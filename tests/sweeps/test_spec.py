@@ -92,6 +92,8 @@ def test_resolved_spec_round_trips_through_yaml() -> None:
         ({**MINIMAL, "trainer": "no-colon"}, "trainer: String should match pattern"),
         ({**MINIMAL, "repeats": 2, "grid": {"seed": [1, 2]}}, "repeats > 1 sets the seeds"),
         ({**MINIMAL, "scheduler": "hyperband"}, "scheduler: Input should be 'fifo' or 'asha'"),
+        ({**MINIMAL, "fuse": "yes"}, "fuse: Input should be 'auto' or 'off'"),
+        ({**MINIMAL, "max_bundle": 0}, "max_bundle"),
         (["not", "a", "mapping"], "a spec is a mapping of keys, got list"),
     ],
 )
