@@ -135,10 +135,10 @@ def run_sweep(
         _write_manifest(run_dir, manifest)
         say(f"run {run_id}: {spec.trial_count} trials -> {run_dir}")
         if bundles:
-            fused = sum(len(bundle) for bundle in bundles if len(bundle) > 1)
+            fused = [len(bundle) for bundle in bundles if len(bundle) > 1]
             say(
-                f"fused: {fused} of them train in {sum(len(b) > 1 for b in bundles)} bundles"
-                f" of up to {spec.max_bundle}; {len(bundles)} Tune trials in all"
+                f"fused: {sum(fused)} of them train in {_count(len(fused), 'bundle')} of up to"
+                f" {spec.max_bundle}; {_count(len(bundles), 'Tune trial')} in all"
             )
         _fit(_tuner(spec, run_dir, run_id, dataset, bundles))
         return _finish(spec, run_dir, manifest)
@@ -394,6 +394,10 @@ def _manifest(spec: SweepSpec, run_id: str, address: str | None) -> dict[str, An
 
 def _write_manifest(run_dir: Place, manifest: dict[str, Any]) -> None:
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _now() -> str:
