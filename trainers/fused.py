@@ -235,9 +235,9 @@ def train_fused(
     for epoch in range(1, shared.epochs + 1):
         epoch_started = time.perf_counter()
         images, labels = epoch_order(shuffled_order(shared, order_generator, len(splits.train)))
-        train = train_fused_epoch(model, optimizer.step, images, labels, shared.batch_size)
+        trained = train_fused_epoch(model, optimizer.step, images, labels, shared.batch_size)
         validation = _evaluate(model, splits.validation)
-        values = _losses_and_accuracies(*train, losses) + _losses_and_accuracies(
+        values = _losses_and_accuracies(*trained, losses) + _losses_and_accuracies(
             *validation, losses
         )
         # (train | validation, member, loss | accuracy) -> per member: the four values
