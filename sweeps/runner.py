@@ -122,12 +122,13 @@ def run_sweep(
     resolve_trainer(spec.trainer)  # a typo in `trainer` fails here, not in every trial
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, dataset)
+    check_address(address)
     run_id = run_id or new_run_id()
     run_dir = run_dir_of(spec, results, run_id)
     if run_dir.exists():
         raise SpecError(f"run directory {run_dir.uri!r} already exists")
-    run_dir.mkdir()  # before Ray starts: an unwritable location fails here
     with _ray_session(address):
+        run_dir.mkdir()  # once Ray is up: a cluster that cannot be joined leaves nothing
         spec = _resolve_bundle_size(_resolve_gpus(spec, address, say))
         bundles = _bundles(spec)
         (run_dir / "spec.yaml").write_text(to_yaml(spec))
@@ -160,6 +161,7 @@ def resume_sweep(
         raise SpecError(
             f"{run_dir.uri!r} is not a run directory (no spec.yaml, manifest.json and tune/)"
         )
+    check_address(address)
     spec = parse_spec(read_yaml((run_dir / "spec.yaml").read_text()), f"{run_dir}/spec.yaml")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     dataset = load_shared_dataset(spec, data_dir)
@@ -204,6 +206,20 @@ def read_trials(run_dir: str | Place) -> pd.DataFrame:
     trials = Place.of(run_dir) if isinstance(run_dir, str) else run_dir
     frame = (trials / "trials").read_parquet()
     return frame if len(frame) else pd.DataFrame(columns=["trial_id", "status"])
+
+
+def check_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """ConnectionError unless something listens at a `HOST:PORT` (or `ray://HOST:PORT`)
+    address: ray.init would retry a dead one for minutes. `auto` and None pass."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConnectionError(f"--address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ConnectionError(f"nothing answers at {address!r} ({error})") from None
 
 
 @contextlib.contextmanager

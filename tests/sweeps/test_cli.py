@@ -91,6 +91,8 @@ FLAG_CASES = [
     (["run", "quickstart", "--fuse", "maybe"], "'maybe' is not one of 'auto', 'off'"),
     (["run", "report-a-batch-size", "--data-dir", "{tmp}/nowhere"], "mnist not found"),
     (["resume", "{tmp}"], "is not a run directory"),
+    (["run", "quickstart", "--address", "127.0.0.1:9"], "cannot reach Ray: nothing answers at"),
+    (["run", "quickstart", "--address", "head-without-port"], "is not HOST:PORT"),
     (["show", "nope"], "no preset 'nope'"),
     (["train", "-s", "batch_size=0"], "batch_size must be >= 1, got 0"),
     (["run", "quickstart", "--results", "nosuchscheme://bucket/x"], "results location"),
