@@ -17,7 +17,7 @@ def per_sample_loss(loss: str, logits: torch.Tensor, labels: torch.Tensor) -> to
     """The loss of each sample: shape (N,)."""
     if loss == "mse":
         one_hot = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-        return (torch.softmax(logits, -1) - one_hot).square_().mean(-1)
+        return (softmax(logits) - one_hot).square_().mean(-1)
     return F.cross_entropy(logits, labels, reduction="none")
 
 

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from sweeps.fusion import MAX_BUNDLE, auto_bundle_size, plan_bundles
-from sweeps.spec import load_spec, parse_spec, read_yaml
+from sweeps.spec import load_spec, parse_spec, preset_names, read_yaml
+from trainers import TrainConfig
+from trainers.fused import check_fusable
 
 ACTIVATIONS = ["sigmoid", "relu", "tanh", "leaky_relu", "selu", "elu", "exponential", "linear"]
 
@@ -84,3 +86,17 @@ def test_auto_size_keeps_every_slot_busy() -> None:
 
 def test_yaml_off_means_off() -> None:
     assert parse_spec(read_yaml("name: x\nfuse: off\n"), "x").fuse == "off"
+
+
+# The presets whose grids vary only what may differ within a bundle (EXPERIMENTS.md).
+FUSING_PRESETS = {"report-a-activations": [8], "report-a-lr-loss": [8],
+                  "report-b-activations": [3], "report-b-lr": [2, 2]}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_presets_fuse_where_their_grids_allow(name: str) -> None:
+    preset = load_spec(name).model_copy(update={"max_bundle": MAX_BUNDLE})
+    bundles = plan_bundles(preset, on_gpu=True)
+    assert shapes(bundles) == FUSING_PRESETS.get(name)
+    for bundle in bundles or []:
+        check_fusable([TrainConfig.from_dict(config) for config in bundle])
