@@ -107,7 +107,7 @@ def run(
     epochs: EpochsOption = None,
     repeats: RepeatsOption = None,
     results: Annotated[
-        str | None, typer.Option(help="Results root. [default: the spec's, ./results]")
+        str | None, typer.Option(help="Results root. \\[default: the spec's, ./results]")
     ] = None,
     data_dir: DataDirOption = None,
     cpus_per_trial: CpusOption = None,

@@ -34,7 +34,7 @@ Address = Annotated[
 ]
 TokenFile = Annotated[
     Path | None,
-    typer.Option(help="A file holding the cluster's auth token. [default: see README]"),
+    typer.Option(help="A file holding the cluster's auth token. \\[default: see README]"),
 ]
 JobId = Annotated[str, typer.Argument(help="The job's id: the run id `submit` printed.")]
 

@@ -52,13 +52,13 @@ FuseOption = Annotated[
     typer.Option(
         help="auto: train configurations that differ only in activation, lr, loss or"
         " initializer as one fused model per trial; off: one trial each."
-        " [default: the spec's, auto]",
+        " \\[default: the spec's, auto]",
         case_sensitive=False,
     ),
 ]
 MaxBundleOption = Annotated[
     int | None,
-    typer.Option(help="Configurations per fused trial, at most. [default: the spec's, auto]"),
+    typer.Option(help="Configurations per fused trial, at most. \\[default: the spec's, auto]"),
 ]
 MaxConcurrentOption = Annotated[int | None, typer.Option(help="Trials at once, at most.")]
 DataDirOption = Annotated[
