@@ -213,9 +213,12 @@ def train_epoch(
     x = model.inputs(images)
     one_hot = F.one_hot(labels, NUM_CLASSES).to(x.dtype)
     logits = torch.empty(len(labels), NUM_CLASSES, device=x.device)
-    for start in range(0, len(labels), batch_size):
-        stop = start + batch_size
-        step(model.gradients(x[start:stop], one_hot[start:stop], logits[start:stop], loss))
+    # The batches' views made in one call each: Python-level slicing costs a microsecond
+    # or two a step.
+    batches = zip(x.split(batch_size), one_hot.split(batch_size), logits.split(batch_size),
+                  strict=True)  # fmt: skip
+    for x_batch, one_hot_batch, logits_batch in batches:
+        step(model.gradients(x_batch, one_hot_batch, logits_batch, loss))
     return _loss_and_accuracy(logits, labels, loss)
 
 
