@@ -61,6 +61,7 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
     refuses us."""
 
     from sweeps.jobs import JobsError, NoSuchJob
+    from sweeps.runner import ResultsWriteError
 
     @functools.wraps(command)
     def run_command(*args: Any, **kwargs: Any) -> None:
@@ -68,6 +69,11 @@ def _guarded(command: Callable[..., None]) -> Callable[..., None]:
             command(*args, **kwargs)
         except (*reporting.ERRORS, *_input_errors(), NoSuchJob) as error:
             raise fail(str(error), 2) from None
+        except ResultsWriteError as error:
+            fail(str(error), 1)
+            errors.print(f"once it can be written: `sweeps resume {error.run_dir}`",
+                         highlight=False, soft_wrap=True)  # fmt: skip
+            raise typer.Exit(1) from None
         except JobsError as error:
             raise fail(str(error), 1) from None
         except ConnectionError as error:  # `--address` names no Ray cluster
@@ -94,11 +100,13 @@ def callback(
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """The library's exceptions that mean bad input: exit 2, nothing started."""
+    from sweeps.ray_session import ResourceError
     from sweeps.storage import StorageError
     from sweeps.trainable import TrainerImportError
     from trainers import ConfigError, DataNotFoundError
 
-    return SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError
+    return (SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError,
+            ResourceError)  # fmt: skip
 
 
 def run(
@@ -253,19 +261,22 @@ def final_table(result: dict[str, Any]) -> Table:
 def _conclude(outcome: Any) -> None:
     """The summary table, the errors, where the results are; exit 1 unless all finished."""
     from sweeps.progress import summary_table
-    from sweeps.runner import read_trials
+    from sweeps.results import read_trials
 
     trials = read_trials(outcome.run_dir)
     if len(trials):
         sweep = outcome.spec
         console.print(summary_table(trials, sweep.swept, sweep.metric, sweep.mode))
-    for _, row in trials[trials["status"] == "ERROR"].iterrows():
-        errors.print(f"trial {row['trial_id']} failed: {escape(str(row['error']))}",
+    for _, row in trials[trials["status"].isin(["ERROR", "DIVERGED"])].iterrows():
+        verb = "failed" if row["status"] == "ERROR" else "diverged"
+        errors.print(f"trial {row['trial_id']} {verb}: {escape(str(row['error']))}",
                      highlight=False, soft_wrap=True)  # fmt: skip
-    done = outcome.counts.get("TERMINATED", 0)
+    done, diverged = outcome.counts.get("TERMINATED", 0), outcome.counts.get("DIVERGED", 0)
     console.print(
-        f"{outcome.total} trials: {done} finished, {outcome.failed} failed,"
-        f" {outcome.total - outcome.finished} not run. Results: {outcome.run_dir}",
+        f"{outcome.total} trials: {done} finished,"
+        + (f" {diverged} diverged," if diverged else "")
+        + f" {outcome.failed} failed, {outcome.total - outcome.finished} not run."
+        f" Results: {outcome.run_dir}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     if outcome.finished < outcome.total:

@@ -66,7 +66,8 @@ def submit(
 
         sweeps submit report-a-batch-size --address http://HEAD:8265 --results s3://bucket/sweeps
     """
-    from sweeps.runner import new_run_id
+    from sweeps.plan import configurations
+    from sweeps.runner import check_configs, new_run_id
 
     sweep = resolve_spec(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
@@ -78,6 +79,9 @@ def submit(
             f"--results {results!r}: on a cluster give a shared absolute path or a URI"
             " (s3://, gs://); a relative path would stay in the job's temporary directory"
         )
+    # Every check `sweeps run` makes without the cluster's data: a bad value fails here,
+    # not after waiting in the cluster's queue.
+    check_configs(sweep, configurations(sweep))
     client = jobs.connect(address, token_file)
     run_id = jobs.call(lambda: jobs.submit(client, sweep, new_run_id(), results, data_dir),
                        address)  # fmt: skip

@@ -23,27 +23,26 @@ _DONE, _FAILED = "TERMINATED", "ERROR"
 class LiveProgress(tune.Callback):
     """A Tune callback that redraws the sweep's state at most four times a second.
 
-    It counts configurations: with `bundles` (a fused run) a trial `{"bundle": i}` stands
-    for the configurations `bundles[i]` and reports their metrics as `members`.
+    It counts configurations: a trial `{"group": i}` trains the configurations
+    `groups[i]` of `configs` and reports their metrics as `members` (sweeps.protocol).
     """
 
     def __init__(
         self,
-        total: int,
         swept: list[str],
         metric: str,
         mode: str,
-        bundles: list[list[dict[str, Any]]] | None = None,
+        configs: list[dict[str, Any]],
+        groups: list[list[int]],
     ) -> None:
-        self.total, self.swept = total, swept
-        self.metric, self.mode = metric, mode
-        self.bundles = bundles
+        self.total = sum(len(group) for group in groups)
+        self.swept, self.metric, self.mode = swept, metric, mode
+        self.configs, self.groups = configs, groups
         self._live: Live | None = None
         self._started = time.monotonic()
         self._drawn = 0.0
         self._done: dict[str, int] = {}  # trial id -> configurations it stands for
         self._failed: dict[str, int] = {}
-        self._seeded = False
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; a live display does not pickle.
@@ -51,27 +50,20 @@ class LiveProgress(tune.Callback):
 
     def setup(self, **info: Any) -> None:
         self._started = time.monotonic()
-        self._seeded = False
         self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
         self._live.start()
 
-    def configs(self, trial: Any) -> list[dict[str, Any]]:
+    def members(self, trial: Any) -> list[dict[str, Any]]:
         """The configurations a trial trains."""
-        return self.bundles[trial.config["bundle"]] if self.bundles else [trial.config]
+        return [self.configs[index] for index in self.groups[trial.config["group"]]]
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._done[trial.trial_id] = len(self.configs(trial))
+        self._done[trial.trial_id] = len(self.members(trial))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._failed[trial.trial_id] = len(self.configs(trial))
+        self._failed[trial.trial_id] = len(self.members(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if not self._seeded:  # a resumed run starts with the trials it had finished
-            self._seeded = True
-            for trial in trials:
-                if trial.status in (_DONE, _FAILED):
-                    ended = self._done if trial.status == _DONE else self._failed
-                    ended[trial.trial_id] = len(self.configs(trial))
         if self._live is not None and time.monotonic() - self._drawn >= 0.25:
             self._drawn = time.monotonic()
             self._live.update(self.render(trials))
@@ -88,7 +80,7 @@ class LiveProgress(tune.Callback):
         # Ended trials are counted from the callbacks: on an interrupt Tune marks the
         # unfinished ones TERMINATED too.
         done, failed = sum(self._done.values()), sum(self._failed.values())
-        running = sum(len(self.configs(t)) for t in trials if t.status == "RUNNING")
+        running = sum(len(self.members(t)) for t in trials if t.status == "RUNNING")
         pending = max(self.total - done - failed - running, 0)
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self._started))
         line = Text.assemble(
@@ -111,8 +103,8 @@ class LiveProgress(tune.Callback):
             (float(result[self.metric]), config)
             for trial in trials
             for config, result in zip(
-                self.configs(trial),
-                trial.last_result.get("members", [trial.last_result]),
+                self.members(trial),
+                trial.last_result.get("members", []),
                 strict=False,  # no result yet: no members
             )
             if isinstance(result.get(self.metric), int | float)

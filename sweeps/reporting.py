@@ -5,6 +5,7 @@ Registered on the app by sweeps.cli; everything they compute lives in analysis/.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -119,8 +120,17 @@ def threshold(
 
         sweeps threshold RUN_DIR --param batch_size --metric val_accuracy --threshold 0.001
     """
+    _check_threshold(threshold)
     run = load_run(run_dir)
     console.print(threshold_block(find_threshold(run.trials, param, metric, threshold)))
+
+
+def _check_threshold(value: float) -> None:
+    # Below 0 (or NaN) no change is insignificant, at inf every one is: no answer either way.
+    if not math.isfinite(value):
+        raise BadInput(f"--threshold must be a finite number, got {value}")
+    if value < 0:
+        raise BadInput(f"--threshold must be >= 0, got {value}")
 
 
 def compare(

@@ -1,30 +1,37 @@
-"""The Parquet results of a run, written by a Tune callback on the driver as trials finish.
+"""The Parquet results of a run, written on the driver as trials end.
 
-    <run_dir>/trials/<trial_id>.parquet   one row: the trial's config and final metrics
-    <run_dir>/epochs/<trial_id>.parquet   one row per epoch
+    <run_dir>/trials/<trial_id>.parquet   a row per configuration: config and final metrics
+    <run_dir>/epochs/<trial_id>.parquet   a row per configuration and epoch
 
-A fused trial (sweeps.fusion) trains a bundle of configurations; its files hold one row
-per configuration (per epoch), each with a trial_id of its own (`<bundle_id>-<k>`) and
-the Tune trial's id in `bundle_id`, so a fused run reads exactly like an unfused one.
+A Tune trial trains a group of configurations (sweeps.plan); each configuration gets a
+row with a trial_id of its own (`<tune trial id>-<k>` in a group of several, whose Tune
+trial id is then `bundle_id`), so a fused run reads exactly like an unfused one.
+`config_index` is the configuration's place in the run plan: resume trains exactly those
+without a trials row. Each file is written whole or not at all, the epochs file first, so
+a trials row means the configuration's epochs are on disk too.
 
-Each file is written whole or not at all (locally under a dot-name renamed into place), so
-`pd.read_parquet` of either folder (which skips dot-files) sees only whole files at any
-moment, and a crash loses no finished trial. Every file of a run has the same schema,
-fixed from the spec before the first trial starts.
+Every file of a run has the same schema. It is fixed from the configurations before the
+first trial; a scalar a trainer reports beyond the built-in metrics (a custom metric)
+becomes a column of its own when first seen, and the files already written are rewritten
+with it (empty there), so `pd.read_parquet` of either folder sees every column.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
-from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
-from ray import cloudpickle, tune
+import pyarrow.parquet as pq
 
-from sweeps.spec import SweepSpec, expand
+from sweeps.protocol import EPOCH, FINAL, Report, divergence, scalars
 from sweeps.storage import Place
+
+TRIALS, EPOCHS = "trials", "epochs"
+DONE, FAILED, DIVERGED = "TERMINATED", "ERROR", "DIVERGED"
 
 EPOCH_SCHEMA = pa.schema(
     [
@@ -41,7 +48,7 @@ EPOCH_SCHEMA = pa.schema(
 EPOCH_METRICS = [name for name in EPOCH_SCHEMA.names if name not in ("run_id", "trial_id")]
 
 _HEAD = [("run_id", pa.string()), ("trial_id", pa.string()), ("bundle_id", pa.string()),
-         ("status", pa.string()), ("error", pa.string())]  # fmt: skip
+         ("config_index", pa.int64()), ("status", pa.string()), ("error", pa.string())]  # fmt: skip
 _METRICS = [
     ("train_loss", pa.float64()),
     ("train_accuracy", pa.float64()),
@@ -53,12 +60,17 @@ _METRICS = [
     ("params", pa.int64()),
     ("epochs_completed", pa.int64()),
     ("device", pa.string()),
+    ("device_name", pa.string()),
+    ("threads", pa.int64()),
     ("gpu_fraction", pa.float64()),
     ("confusion", pa.list_(pa.int64())),  # 100 ints, row-major, true x predicted
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("finished_at", pa.timestamp("us", tz="UTC")),
 ]
 RESULT_COLUMNS = {name for name, _ in _HEAD + _METRICS}
+# What a trainer reports that has a column of its own already (train_ prefixed, or a
+# bookkeeping value of the last epoch): not a custom metric of the trials table.
+_KNOWN_FINAL = RESULT_COLUMNS | {"loss", "accuracy", "epoch", "epoch_time_s"}
 
 
 def config_column(key: str) -> str:
@@ -66,10 +78,10 @@ def config_column(key: str) -> str:
     return f"config_{key}" if key in RESULT_COLUMNS else key
 
 
-def trial_schema(spec: SweepSpec) -> pa.Schema:
-    """The trials schema: fixed columns around one column per config key of the spec."""
+def trial_schema(configs: list[dict[str, Any]]) -> pa.Schema:
+    """The trials schema: fixed columns around one column per config key."""
     values: dict[str, list[Any]] = {}
-    for config in expand(spec):
+    for config in configs:
         for key, value in config.items():
             values.setdefault(key, []).append(value)
     config_fields = [(config_column(key), _arrow_type(vals)) for key, vals in values.items()]
@@ -87,137 +99,166 @@ def _cell(value: Any, type_: pa.DataType) -> Any:
     return str(value) if type_ == pa.string() and value is not None else value
 
 
-def error_message(trial: Any) -> str:
-    """The trial's exception as one line: `ValueError: ...`, not Ray's wrapped traceback.
-
-    Read from the files Tune has just written on the driver (its storage copy is synced
-    later, so Trial.get_pickled_error may not see it yet).
-    """
-    error = None
-    if trial.pickled_error_file and os.path.exists(trial.pickled_error_file):
-        try:
-            with open(trial.pickled_error_file, "rb") as file:
-                error = cloudpickle.load(file)
-        except Exception:  # an error that does not unpickle here: use the text instead
-            error = None
-    if error is not None:
-        cause = getattr(error, "cause", None) or error
-        return " ".join(f"{type(cause).__name__}: {cause}".split())
-    text = ""
-    if trial.error_file and os.path.exists(trial.error_file):
-        text = Path(trial.error_file).read_text()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error"
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class ParquetWriter(tune.Callback):
-    """Collects each trial's reports and writes its two files when it ends.
+@dataclasses.dataclass
+class _Trial:
+    indices: list[int]  # the configurations it trains
+    started: dt.datetime
+    epochs: list[list[dict[str, Any]]]  # per member, per epoch
+    final: list[dict[str, Any]] | None = None
 
-    With `bundles` (a fused run), a trial's config is `{"bundle": i}`, its configurations
-    are `bundles[i]` and its reports carry their metrics as `members`.
+
+class RunWriter:
+    """Collects each Tune trial's reports and writes its two files when it ends.
+
+    Knows nothing of Ray: a trial is a key (Tune's trial id) and the indices of the
+    configurations it trains.
     """
 
     def __init__(
-        self,
-        run_dir: Place,
-        run_id: str,
-        schema: pa.Schema,
-        gpu_fraction: float,
-        bundles: list[list[dict[str, Any]]] | None = None,
-    ):
-        self.run_dir = run_dir
-        self.run_id = run_id
-        self.schema = schema
-        self.gpu_fraction = gpu_fraction
-        self.bundles = bundles
-        self._epochs: dict[str, list[list[dict[str, Any]]]] = {}  # per member, per epoch
-        self._final: dict[str, list[dict[str, Any]]] = {}  # per member
-        self._started: dict[str, dt.datetime] = {}
-
-    def configs(self, trial: Any) -> list[dict[str, Any]]:
-        """The configurations a trial trains."""
-        return self.bundles[trial.config["bundle"]] if self.bundles else [trial.config]
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._reset(trial)
-        self._started[trial.trial_id] = _now()
-
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._reset(trial)  # a retry starts from scratch: forget the failed attempt
-
-    def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        self, run_dir: Place, run_id: str, configs: list[dict[str, Any]], gpu_fraction: float
     ) -> None:
-        members = result.get("members", [result])
-        if result.get("kind") == "epoch":
-            per_member = self._epochs.setdefault(trial.trial_id, [[] for _ in members])
-            for rows, metrics in zip(per_member, members, strict=True):
-                rows.append({name: metrics.get(name) for name in EPOCH_METRICS})
-        elif result.get("kind") == "final":
-            self._final[trial.trial_id] = members
+        self.run_dir, self.run_id = run_dir, run_id
+        self.configs, self.gpu_fraction = configs, gpu_fraction
+        self.schemas = {TRIALS: trial_schema(configs), EPOCHS: EPOCH_SCHEMA}
+        for folder in (TRIALS, EPOCHS):  # a resumed run: the columns its files have
+            self.schemas[folder] = _widen(self.schemas[folder], self._written_schema(folder))
+        self._trials: dict[str, _Trial] = {}
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.write_trial(trial, "TERMINATED", None)
+    def start(self, key: str, indices: list[int]) -> None:
+        """A trial starts (or starts over after a failure: the failed attempt is forgotten)."""
+        self._trials[key] = _Trial(list(indices), _now(), [[] for _ in indices])
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.write_trial(trial, "ERROR", error_message(trial))
+    def report(self, key: str, report: Report) -> None:
+        trial = self._trials[key]
+        if report.kind == EPOCH:
+            for rows, metrics in zip(trial.epochs, report.members, strict=True):
+                rows.append(scalars(metrics))
+        elif report.kind == FINAL:
+            trial.final = report.members
 
-    def _reset(self, trial: Any) -> None:
-        self._epochs[trial.trial_id] = [[] for _ in self.configs(trial)]
-        self._final.pop(trial.trial_id, None)
-
-    def write_trial(self, trial: Any, status: str, error: str | None) -> None:
-        trial_id = trial.trial_id
-        configs = self.configs(trial)
-        epochs = self._epochs.pop(trial_id, None) or [[] for _ in configs]
-        finals = self._final.pop(trial_id, None) or [{} for _ in configs]
-        started = self._started.pop(trial_id, None)
-        bundle_id = trial_id if len(configs) > 1 else None
+    def end(self, key: str, error: str | None = None) -> None:
+        """Write the trial's rows: ERROR with `error`; else each configuration TERMINATED,
+        or DIVERGED when its loss stopped being a number."""
+        trial = self._trials.pop(key)
+        finals = trial.final or [{} for _ in trial.indices]
+        bundle_id = key if len(trial.indices) > 1 else None
         rows, epoch_rows = [], []
-        for k, config in enumerate(configs):
-            member_id = f"{trial_id}-{k}" if bundle_id else trial_id
-            rows.append(self._row(member_id, bundle_id, config, epochs[k], finals[k]))
-            rows[-1].update(status=status, error=error, started_at=started)
-            epoch_rows += [{"run_id": self.run_id, "trial_id": member_id, **r} for r in epochs[k]]
-        table = pa.Table.from_pylist(rows, schema=self.schema)
-        (self.run_dir / "trials" / f"{trial_id}.parquet").write_parquet(table)
-        epoch_table = pa.Table.from_pylist(epoch_rows, schema=EPOCH_SCHEMA)
-        (self.run_dir / "epochs" / f"{trial_id}.parquet").write_parquet(epoch_table)
+        for k, index in enumerate(trial.indices):
+            member_id = f"{key}-{k}" if bundle_id else key
+            epochs, final = trial.epochs[k], scalars(finals[k])
+            status, why = (FAILED, error) if error else (DONE, divergence(epochs, final))
+            row = self._row(member_id, bundle_id, index, epochs, final, finals[k])
+            row.update(status=DIVERGED if why and not error else status, error=why,
+                       started_at=trial.started)  # fmt: skip
+            rows.append(row)
+            epoch_rows += [{"run_id": self.run_id, "trial_id": member_id, **r} for r in epochs]
+        self._write(EPOCHS, key, epoch_rows)  # first: a trials row promises its epochs
+        self._write(TRIALS, key, rows)
 
     def _row(
         self,
         trial_id: str,
         bundle_id: str | None,
-        config: dict[str, Any],
+        index: int,
         epochs: list[dict[str, Any]],
         final: dict[str, Any],
+        raw_final: dict[str, Any],
     ) -> dict[str, Any]:
         last = {**(epochs[-1] if epochs else {}), **final}  # stopped early: no final report
-        confusion = final.get("confusion")
-        row = {
+        config = {config_column(key): value for key, value in self.configs[index].items()}
+        # A custom metric never takes the place of a configuration's value.
+        custom = {(f"metric_{name}" if name in config else name): value
+                  for name, value in last.items() if name not in _KNOWN_FINAL}  # fmt: skip
+        confusion = raw_final.get("confusion")
+        return {
+            **custom,
+            **{name: final[name] for name, _ in _METRICS if name in final},
             "run_id": self.run_id,
             "trial_id": trial_id,
             "bundle_id": bundle_id,
+            "config_index": index,
             "train_loss": last.get("loss"),
             "train_accuracy": last.get("accuracy"),
             "val_loss": last.get("val_loss"),
             "val_accuracy": last.get("val_accuracy"),
-            "test_loss": final.get("test_loss"),
-            "test_accuracy": final.get("test_accuracy"),
-            "train_time_s": final.get("train_time_s"),
-            "params": final.get("params"),
             "epochs_completed": final.get("epochs_completed", len(epochs)),
-            "device": final.get("device"),
             "gpu_fraction": self.gpu_fraction,
             "confusion": [int(n) for row in confusion for n in row] if confusion else None,
             "finished_at": _now(),
+            **config,
         }
-        for key, value in config.items():
-            column = config_column(key)
-            if column in self.schema.names:
-                row[column] = _cell(value, self.schema.field(column).type)
-        return row
+
+    def _write(self, folder: str, key: str, rows: list[dict[str, Any]]) -> None:
+        schema = self.schemas[folder]
+        grown = _widen(schema, _schema_of(rows))
+        if grown != schema:
+            self.schemas[folder] = grown
+            self._rewrite(folder, grown)
+        cells = [{name: _cell(row.get(name), grown.field(name).type) for name in grown.names}
+                 for row in rows]  # fmt: skip
+        (self.run_dir / folder / f"{key}.parquet").write_parquet(
+            pa.Table.from_pylist(cells, schema=grown)
+        )
+
+    def _written_schema(self, folder: str) -> pa.Schema | None:
+        files = (self.run_dir / folder).parquet_files()
+        return pq.read_schema(files[0], filesystem=self.run_dir.fs) if files else None
+
+    def _rewrite(self, folder: str, schema: pa.Schema) -> None:
+        """The files written so far, with the columns `schema` added (empty) or widened."""
+        place = self.run_dir / folder
+        for path in place.parquet_files():
+            table = pq.read_table(path, filesystem=place.fs)
+            for field in schema:
+                if field.name not in table.column_names:
+                    table = table.append_column(field, pa.nulls(len(table), field.type))
+            (place / os.path.basename(path)).write_parquet(table.select(schema.names).cast(schema))
+
+
+def _schema_of(rows: list[dict[str, Any]]) -> pa.Schema:
+    values: dict[str, list[Any]] = {}
+    for row in rows:
+        for name, value in row.items():
+            if value is not None:
+                values.setdefault(name, []).append(value)
+    return pa.schema([(name, _arrow_type(vals)) for name, vals in values.items()])
+
+
+def _widen(schema: pa.Schema, other: pa.Schema | None) -> pa.Schema:
+    """`schema` with the columns of `other` it lacks appended; a column whose values
+    disagree in kind becomes float64 (int and float) or text."""
+    if other is None:
+        return schema
+    fields = {field.name: field.type for field in schema}
+    for field in other:
+        known = fields.get(field.name)
+        if known is None:
+            fields[field.name] = field.type
+        elif known != field.type:
+            numbers = all(pa.types.is_integer(t) or pa.types.is_floating(t)
+                          for t in (known, field.type))  # fmt: skip
+            if not (numbers and pa.types.is_floating(known)):
+                fields[field.name] = pa.float64() if numbers else pa.string()
+    return pa.schema(list(fields.items()))
+
+
+def read_trials(run_dir: str | Place) -> pd.DataFrame:
+    """The trials written so far (local path or URI); an empty frame before the first."""
+    place = Place.of(run_dir) if isinstance(run_dir, str) else run_dir
+    frame = (place / TRIALS).read_parquet()
+    return frame if len(frame) else pd.DataFrame(columns=["trial_id", "config_index", "status"])
+
+
+def finished_configs(run_dir: Place) -> set[int]:
+    """The configurations with a trials row, and so never trained again; epochs files of a
+    trial whose trials file never landed (the driver died in between) are removed."""
+    trials = {os.path.basename(path) for path in (run_dir / TRIALS).parquet_files()}
+    for path in (run_dir / EPOCHS).parquet_files():
+        if os.path.basename(path) not in trials:
+            run_dir.fs.delete_file(path)
+    frame = read_trials(run_dir)
+    return {int(index) for index in frame["config_index"].dropna()}

@@ -34,8 +34,29 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 MAX_CONFIGS = 10_000  # a grid beyond this is almost certainly a mistake in the spec
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives the same key twice; YAML would silently keep the last value."""
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML with 1e-3 read as a number, as YAML 1.2 does (1.1 wants 1.0e-3)."""
+    """YAML with 1e-3 read as a number, as YAML 1.2 does (1.1 wants 1.0e-3), and a key
+    given twice in one mapping refused rather than silently overwritten."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            # A merge (`<<: *defaults`) may be overridden by the mapping's own keys.
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: the base constructor names that error
+                continue
+            if duplicate:
+                raise DuplicateKeyError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -49,12 +70,22 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong with the YAML, and the line where it is: one line."""
+    where = getattr(error, "problem_mark", None)
+    line = f" at line {where.line + 1}" if where is not None else ""
+    if isinstance(error, DuplicateKeyError):
+        return f"{error.problem}{line}"
+    return f"not valid YAML{line}"
+
+
 class SpecError(ValueError):
     """The spec (file, preset, or override) is invalid; the message is one line."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: a typed float field would otherwise take the strings "nan" and "inf".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Resources(_Strict):
@@ -63,6 +94,16 @@ class Resources(_Strict):
 
     cpus: Annotated[float, Field(gt=0)] = 1
     gpus: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"
+
+    @field_validator("gpus")
+    @classmethod
+    def _fraction_or_whole(cls, value: float | str) -> float | str:
+        # Ray shares a GPU between trials only for fractions; 1.5 GPUs cannot be reserved.
+        if isinstance(value, float) and value > 1 and not value.is_integer():
+            raise ValueError(
+                "a fraction must be below 1 (several trials share a GPU), or a whole number"
+            )
+        return value
 
 
 class Sampled(_Strict):
@@ -178,6 +219,9 @@ def expand(spec: SweepSpec) -> Iterator[dict[str, Any]]:
 def parse_spec(data: Any, source: str) -> SweepSpec:
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}: a spec is a mapping of keys, got {type(data).__name__}")
+    for path, value in _numbers(data):
+        if not math.isfinite(value):
+            raise SpecError(f"{source}: {path} must be a finite number, got {value}")
     try:
         spec = SweepSpec.model_validate(dict(data))
     except ValidationError as error:
@@ -186,6 +230,18 @@ def parse_spec(data: Any, source: str) -> SweepSpec:
     if count > MAX_CONFIGS:
         raise SpecError(f"{source}: the grid has {count} configurations, more than {MAX_CONFIGS}")
     return spec
+
+
+def _numbers(value: Any, path: str = "") -> Iterator[tuple[str, float]]:
+    """Every float in a spec's data, with where it sits: `base.lr`, `grid.lr[1]`."""
+    if isinstance(value, float):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _numbers(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{path}[{index}]")
 
 
 _UNION_MEMBER = re.compile(r"^(constrained-\w+|literal\[.*\]|[a-z]+-[a-z]+\[.*\])$")
@@ -224,8 +280,8 @@ def load_spec(name_or_path: str) -> SweepSpec:
             raise SpecError(f"environment variable {variable!r} (the spec) is not set")
         try:
             return parse_spec(read_yaml(os.environ[variable]), name_or_path)
-        except yaml.YAMLError:
-            raise SpecError(f"{name_or_path}: not valid YAML") from None
+        except yaml.YAMLError as error:
+            raise SpecError(f"{name_or_path}: {_yaml_problem(error)}") from None
     path = Path(name_or_path)
     if not path.is_file():
         if path.suffix in (".yaml", ".yml") or path.parent != Path("."):
@@ -241,10 +297,24 @@ def load_spec(name_or_path: str) -> SweepSpec:
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(f"cannot read spec file {str(path)!r}: {error}") from None
     except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise SpecError(f"{path}: not valid YAML{line}") from None
+        raise SpecError(f"{path}: {_yaml_problem(error)}") from None
     return parse_spec(data, str(path))
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+MAX_RUN_ID = 100
+
+
+def check_run_id(run_id: str) -> str:
+    """The run id, if it is a plain name: it becomes a directory under the results, so a
+    slash or a leading dot would put the run somewhere else (or hide it)."""
+    if not RUN_ID.fullmatch(run_id):
+        raise SpecError(f"--run-id must be a plain name (letters, digits, . _ -), got {run_id!r}")
+    if len(run_id) > MAX_RUN_ID:
+        raise SpecError(
+            f"--run-id must be at most {MAX_RUN_ID} characters, got {len(run_id)}: {run_id!r}"
+        )
+    return run_id
 
 
 def to_yaml(spec: SweepSpec) -> str:
@@ -263,6 +333,8 @@ def parse_override(assignment: str) -> tuple[str, list[Any]]:
         raise SpecError(f"--set expects KEY=VALUE or KEY=V1,V2,..., got {assignment!r}")
     try:
         values = read_yaml(f"[{value}]")
+    except DuplicateKeyError as error:
+        raise SpecError(f"--set {assignment!r}: {error.problem}") from None
     except yaml.YAMLError:
         raise SpecError(f"--set {assignment!r}: {value!r} is not a YAML value or list") from None
     return key, values

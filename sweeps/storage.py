@@ -77,6 +77,20 @@ class Place:
     def is_file(self) -> bool:
         return self._type() == pafs.FileType.File
 
+    def check_writable(self) -> None:
+        """StorageError unless this directory could be made and written here: its nearest
+        existing ancestor must be a writable directory. Object stores answer only when
+        written to, so they pass."""
+        if not self.local:
+            return
+        path = Path(self.path)
+        while not path.exists():
+            path = path.parent
+        if not path.is_dir():
+            raise StorageError(f"results location {self.uri!r}: {str(path)!r} is a file")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise StorageError(f"results location {self.uri!r}: {str(path)!r} is not writable")
+
     def mkdir(self) -> None:
         try:
             self.fs.create_dir(self.path, recursive=True)

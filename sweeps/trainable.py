@@ -1,8 +1,5 @@
-"""What runs inside a Tune trial: the trainer named by the spec, fed the shared dataset.
-
-Every trial reports `kind: "epoch"` results as it trains and one `kind: "final"` result
-when the trainer returns; the driver's Parquet writer tells them apart by that key.
-"""
+"""What runs inside a Tune trial: the trainer named by the spec, fed the shared dataset,
+on one group of configurations of the run plan."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ from typing import Any
 
 from ray import tune
 
+from sweeps.protocol import EPOCH, FINAL, encode
 from sweeps.spec import DEFAULT_TRAINER
 
 Trainer = Callable[..., dict[str, Any]]
@@ -38,52 +36,36 @@ def resolve_trainer(path: str) -> Trainer:
     return function
 
 
-def run_trial(
+def run_group(
     config: dict[str, Any],
     dataset: Any = None,
+    configs: list[dict[str, Any]] | None = None,
+    groups: list[list[int]] | None = None,
     trainer: str = DEFAULT_TRAINER,
     cpus: float = 1,
     gpus: float = 0,
 ) -> None:
-    """The Tune trainable: `tune.with_parameters` supplies everything but `config`."""
+    """The Tune trainable: `config["group"]` indexes the plan's `groups`, whose
+    configurations train together (sweeps.plan); `tune.with_parameters` supplies the rest.
+    Reports follow sweeps.protocol."""
+    members = [(configs or [])[index] for index in (groups or [])[config["group"]]]
     train = resolve_trainer(trainer)
     if trainer == DEFAULT_TRAINER:
-        config = with_device(config, cpus, gpus)
+        members = [with_device(member, cpus, gpus) for member in members]
     _share_gpu(gpus)
 
-    def report(metrics: dict[str, Any]) -> None:
-        tune.report({**metrics, "kind": "epoch"})
+    def report(metrics: list[dict[str, Any]]) -> None:
+        tune.report(encode(EPOCH, metrics))
 
-    final = train(config, dataset, report)
-    if not isinstance(final, dict):
-        raise TypeError(f"trainer {trainer!r} must return a dict of metrics, got {final!r}")
-    tune.report({**final, "kind": "final"})
+    if len(members) > 1:
+        from trainers import train_fused
 
-
-def run_bundle(
-    config: dict[str, Any],
-    dataset: Any = None,
-    bundles: list[list[dict[str, Any]]] | None = None,
-    cpus: float = 1,
-    gpus: float = 0,
-) -> None:
-    """The Tune trainable of a fused sweep: `config["bundle"]` indexes `bundles`, whose
-    configurations train as one fused model (or alone, for a bundle of one). Reports
-    carry `members`: each configuration's metrics, in the bundle's order."""
-    from trainers import train
-    from trainers.fused import train_fused
-
-    configs = [with_device(member, cpus, gpus) for member in (bundles or [])[config["bundle"]]]
-    _share_gpu(gpus)
-
-    def report(members: list[dict[str, Any]]) -> None:
-        tune.report({"kind": "epoch", "members": members})
-
-    if len(configs) == 1:
-        final = [train(configs[0], dataset, lambda metrics: report([metrics]))]
+        final = train_fused(members, dataset, report)
     else:
-        final = train_fused(configs, dataset, report)
-    tune.report({"kind": "final", "members": final})
+        final = [train(members[0], dataset, lambda metrics: report([metrics]))]
+        if not isinstance(final[0], dict):
+            raise TypeError(f"trainer {trainer!r} must return a dict of metrics, got {final[0]!r}")
+    tune.report(encode(FINAL, final))
 
 
 def with_device(config: dict[str, Any], cpus: float, gpus: float) -> dict[str, Any]:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -46,3 +50,107 @@ def test_missing_or_empty_run_directory(tmp_path: Path) -> None:
     (tmp_path / "empty" / "trials").mkdir(parents=True)
     with pytest.raises(RunDataError, match="has no trial results"):
         load_run(tmp_path / "empty")
+
+
+def write_run(root: Path) -> Path:
+    """A run directory as `sweeps run` writes one: pyarrow files, spec.yaml, manifest.json."""
+    run_dir = root / "sweep" / "run-2"
+    (run_dir / "trials").mkdir(parents=True)
+    (run_dir / "epochs").mkdir()
+    for index, batch_size in enumerate([64, 32]):
+        trial_id = f"t_{index:05d}"
+        trial = {
+            "run_id": "run-2",
+            "trial_id": trial_id,
+            "status": "TERMINATED",
+            "batch_size": batch_size,
+            "val_accuracy": 0.9 + index / 100,
+            "val_loss": 0.3,
+        }
+        epochs = [{"run_id": "run-2", "trial_id": trial_id, "epoch": epoch,
+                   "val_loss": 0.5 / epoch, "val_accuracy": 0.8 + epoch / 100}
+                  for epoch in (1, 2)]  # fmt: skip
+        pq.write_table(pa.Table.from_pylist([trial]), run_dir / "trials" / f"{trial_id}.parquet")
+        pq.write_table(pa.Table.from_pylist(epochs), run_dir / "epochs" / f"{trial_id}.parquet")
+    spec = {"name": "sweep", "grid": {"batch_size": [64, 32]}}
+    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "run-2", "host": "h"}))
+    return run_dir
+
+
+def truncate(file: Path) -> None:
+    """What a copy cut short leaves: the first half of the bytes."""
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) // 2])
+
+
+def test_pyarrow_run_reads_as_pandas_would(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path)
+    for name in (".t_00009.parquet", "_t_00009.parquet"):  # still being written: skipped
+        (run_dir / "trials" / name).write_bytes(b"half a file")
+    run = load_run(run_dir)
+    expected = pd.read_parquet(run_dir / "trials", ignore_prefixes=[".", "_"])
+    pd.testing.assert_frame_equal(run.trials, expected.sort_values("trial_id", ignore_index=True))
+    pd.testing.assert_frame_equal(run.epochs, pd.read_parquet(run_dir / "epochs"))
+    assert list(run.trials["trial_id"]) == ["t_00000", "t_00001"] and len(run.epochs) == 4
+    assert run.manifest == {"run_id": "run-2", "host": "h"} and run.swept == ["batch_size"]
+    (run_dir / "manifest.json").unlink()
+    assert load_run(run_dir).manifest == {}
+
+
+def test_files_with_a_column_more_concatenate(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path)
+    extra = {"run_id": "run-2", "trial_id": "t_00002", "status": "ERROR", "batch_size": 16,
+             "val_accuracy": None, "val_loss": None, "error": "out of memory"}  # fmt: skip
+    pq.write_table(pa.Table.from_pylist([extra]), run_dir / "trials" / "t_00002.parquet")
+    trials = load_run(run_dir).trials
+    assert list(trials["trial_id"]) == ["t_00000", "t_00001", "t_00002"]
+    assert trials["error"].isna().tolist() == [True, True, False]
+    assert trials["val_accuracy"].dtype == "float64" and trials["batch_size"].dtype == "int64"
+
+
+def garbage(file: Path) -> None:
+    file.write_bytes(b"not parquet at all\n" * 20)
+
+
+@pytest.mark.parametrize(
+    ("name", "spoil"),
+    [
+        ("trials/t_00001.parquet", truncate),
+        ("trials/t_00000.parquet", garbage),
+        ("trials/t_00001.parquet", lambda file: file.write_bytes(b"")),
+        ("epochs/t_00001.parquet", truncate),
+    ],
+)
+def test_unreadable_parquet_is_named(tmp_path: Path, name: str, spoil: Any) -> None:
+    run_dir = write_run(tmp_path)
+    spoil(run_dir / name)
+    with pytest.raises(RunDataError) as caught:
+        load_run(run_dir)
+    message = str(caught.value)
+    assert message.startswith(f"{name} in {str(run_dir)!r} is not a readable Parquet file (")
+    assert message.endswith(")") and "\n" not in message
+    assert str(run_dir / name) not in message  # named once, relative to the run
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("spec.yaml", "grid: {a: [1,\n", "spec.yaml in {run!r} is not valid YAML"),
+        ("spec.yaml", "- just\n- a list\n", "spec.yaml in {run!r} is not a YAML mapping"),
+        ("spec.yaml", b"name: \xc3\x28\n", "spec.yaml in {run!r} is not valid YAML"),
+        ("manifest.json", '{"run_id": "run-2",', "manifest.json in {run!r} is not valid JSON"),
+        ("manifest.json", "[1, 2]", "manifest.json in {run!r} is not a JSON object"),
+        ("manifest.json", b"name: \xc3\x28\n", "manifest.json in {run!r} is not valid JSON"),
+    ],
+)
+def test_corrupt_spec_or_manifest_is_named(
+    tmp_path: Path, name: str, text: str | bytes, message: str
+) -> None:
+    run_dir = write_run(tmp_path)
+    file = run_dir / name
+    file.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(RunDataError) as caught:
+        load_run(run_dir)
+    assert str(caught.value).startswith(message.format(run=str(run_dir)))
+    assert "\n" not in str(caught.value)

@@ -62,6 +62,10 @@ def bad_specs(tmp_path: Path) -> dict[str, str]:
         "unknown-config-key": ({**base, "base": {"bach_size": 8}}, "unknown config key"),
         "bad-fuse": ({**base, "fuse": "always"}, "fuse: Input should be 'auto' or 'off'"),
         "bad-max-bundle": ({**base, "max_bundle": 0}, "max_bundle"),
+        "nan-in-grid": ({**base, "grid": {"lr": [0.1, float("nan")]}},
+                        "grid.lr[1] must be a finite number, got nan"),
+        "fraction-above-1": ({**base, "resources": {"gpus": 1.5}},
+                             "resources.gpus: a fraction must be below 1"),
     }  # fmt: skip
     files = {}
     for name, (data, message) in cases.items():
@@ -70,6 +74,8 @@ def bad_specs(tmp_path: Path) -> dict[str, str]:
         files[str(path)] = message
     (tmp_path / "broken.yaml").write_text("name: x\ngrid: {a: [1,\n")
     files[str(tmp_path / "broken.yaml")] = "not valid YAML"
+    (tmp_path / "twice.yaml").write_text("name: x\ndataset: digits\nbase:\n  lr: 1\n  lr: 2\n")
+    files[str(tmp_path / "twice.yaml")] = f"{tmp_path / 'twice.yaml'}: duplicate key 'lr' at line 5"
     return files
 
 
@@ -83,6 +89,11 @@ FLAG_CASES = [
     (["run", "quickstart", "--repeats", "0"], "repeats: Input should be greater than or equal"),
     (["run", "quickstart", "--max-concurrent", "0"], "max_concurrent"),
     (["run", "quickstart", "--gpus-per-trial", "-0.5"], "resources.gpus"),
+    (["run", "quickstart", "--gpus-per-trial", "1.5"], "a whole number (got 1.5)"),
+    (["run", "quickstart", "--gpus-per-trial", "nan"], "resources.gpus must be a finite number"),
+    (["run", "quickstart", "--set", "lr=.nan"], "base.lr must be a finite number, got nan"),
+    (["run", "quickstart", "--set", "lr=0.1,.inf"], "grid.lr[1] must be a finite number, got inf"),
+    (["run", "quickstart", "--set", "hidden={a: 1, a: 2}"], "duplicate key 'a'"),
     (["run", "quickstart", "--cpus-per-trial", "0"], "resources.cpus"),
     (["run", "quickstart", "--set", "dataset=digits,mnist"], "--set dataset takes one value"),
     (["run", "quickstart", "--set", "hidden=[0]"], "hidden widths must be integers >= 1"),
@@ -100,6 +111,10 @@ FLAG_CASES = [
     (["report", "{tmp}"], "has no trial results"),
     (["report", "{tmp}", "--format", "xml"], "--format must be one of table, markdown, csv"),
     (["threshold", "{tmp}/nowhere"], "does not exist"),
+    # Refused before the run is read: {tmp} is no run directory.
+    (["threshold", "{tmp}", "--threshold", "-1"], "--threshold must be >= 0, got -1.0"),
+    (["threshold", "{tmp}", "--threshold", "nan"], "--threshold must be a finite number, got nan"),
+    (["threshold", "{tmp}", "--threshold", "inf"], "--threshold must be a finite number, got inf"),
     (["compare", "{tmp}/a", "{tmp}/b"], "run directory '{tmp}/a' does not exist"),
 ]
 

@@ -7,6 +7,7 @@ import yaml
 
 from sweeps.spec import (
     SpecError,
+    check_run_id,
     expand,
     load_spec,
     override,
@@ -95,6 +96,19 @@ def test_resolved_spec_round_trips_through_yaml() -> None:
         ({**MINIMAL, "fuse": "yes"}, "fuse: Input should be 'auto' or 'off'"),
         ({**MINIMAL, "max_bundle": 0}, "max_bundle"),
         (["not", "a", "mapping"], "a spec is a mapping of keys, got list"),
+        ({**MINIMAL, "base": {"lr": float("nan")}}, "base.lr must be a finite number, got nan"),
+        ({**MINIMAL, "grid": {"lr": [0.1, float("inf")]}}, "grid.lr[1] must be a finite number"),
+        (
+            {**MINIMAL, "sample": {"lr": {"uniform": [0.1, float("inf")]}}},
+            "sample.lr.uniform[1] must be a finite number, got inf",
+        ),
+        (
+            {**MINIMAL, "base": {"epochs": 1, "opt": {"betas": [0.9, -float("inf")]}}},
+            "base.opt.betas[1] must be a finite number, got -inf",
+        ),
+        ({**MINIMAL, "resources": {"cpus": "inf"}}, "resources.cpus: Input should be a finite"),
+        ({**MINIMAL, "resources": {"gpus": 1.5}}, "a fraction must be below 1"),
+        ({**MINIMAL, "resources": {"gpus": 2.25}}, "(got 2.25)"),
     ],
 )
 def test_bad_specs_name_the_problem(data: object, message: str) -> None:
@@ -102,6 +116,60 @@ def test_bad_specs_name_the_problem(data: object, message: str) -> None:
         parse_spec(data, "bad.yaml")
     text = str(raised.value)
     assert text.startswith("bad.yaml: ") and message in text and "\n" not in text
+
+
+@pytest.mark.parametrize("gpus", [0, 0.25, 0.5, 1, 2, 2.0, "auto"])
+def test_gpus_are_a_fraction_or_whole(gpus: float | str) -> None:
+    assert parse_spec({**MINIMAL, "resources": {"gpus": gpus}}, "t").resources.gpus == gpus
+
+
+def test_duplicate_keys_are_refused_with_their_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\ndataset: digits\nbase:\n  epochs: 1\n  lr: 0.1\n  lr: 0.5\n")
+    with pytest.raises(SpecError) as raised:
+        load_spec(str(spec))
+    assert str(raised.value) == f"{spec}: duplicate key 'lr' at line 6"
+    monkeypatch.setenv("SPEC", "name: x\nname: y\n")
+    with pytest.raises(SpecError, match=r"^env:SPEC: duplicate key 'name' at line 2$"):
+        load_spec("env:SPEC")
+    with pytest.raises(SpecError, match=r"^--set 'hidden=\{a: 1, a: 2\}': duplicate key 'a'$"):
+        parse_override("hidden={a: 1, a: 2}")
+
+
+def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: x\ndataset: digits\nbase: &b {epochs: 1, lr: 0.1}\n"
+        "reference: [{source: r, rows: [{<<: *b, lr: 0.5}]}]\n"
+    )
+    assert load_spec(str(spec)).reference[0].rows == [{"epochs": 1, "lr": 0.5}]
+
+
+def test_nan_from_an_override_names_its_place() -> None:
+    with pytest.raises(SpecError, match=r"base\.lr must be a finite number, got nan$"):
+        override(load_spec("quickstart"), dict([parse_override("lr=.nan")]))
+
+
+@pytest.mark.parametrize("run_id", ["20261122-004609-8bb2", "a", "x.y_z-1", "_", "a" * 100])
+def test_check_run_id_accepts_plain_names(run_id: str) -> None:
+    assert check_run_id(run_id) == run_id
+
+
+@pytest.mark.parametrize("run_id", ["../../x", "a/b", "", "..", ".", ".hidden", "a b",
+                                    "a\\b", "x\n", "é"])  # fmt: skip
+def test_check_run_id_refuses_paths(run_id: str) -> None:
+    with pytest.raises(SpecError) as raised:
+        check_run_id(run_id)
+    assert str(raised.value) == (
+        f"--run-id must be a plain name (letters, digits, . _ -), got {run_id!r}"
+    )
+
+
+def test_check_run_id_refuses_long_names() -> None:
+    with pytest.raises(SpecError, match="--run-id must be at most 100 characters, got 101"):
+        check_run_id("a" * 101)
 
 
 def test_load_spec_errors(tmp_path: Path) -> None:

@@ -52,3 +52,14 @@ def fails_once(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, A
 
 def steady(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
     return _epochs(config, report)
+
+
+def with_custom_metric(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
+    """Reports `my_metric` every epoch and `my_tag` at the end; x=2 diverges in epoch 2."""
+    metrics: dict[str, Any] = {}
+    for epoch in range(1, config["epochs"] + 1):
+        loss = float("nan") if config["x"] == 2 and epoch == 2 else 1 / epoch
+        metrics = {"epoch": epoch, "loss": loss, "accuracy": 0.5, "val_loss": loss,
+                   "val_accuracy": 0.5, "my_metric": 10.0 * config["x"]}  # fmt: skip
+        report(metrics)
+    return {**metrics, "my_tag": f"x{config['x']}"}

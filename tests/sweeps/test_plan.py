@@ -1,4 +1,4 @@
-"""Which configurations of a spec are bundled, and how many to a bundle."""
+"""The run plan: which configurations a spec stands for, and which train together."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sweeps.fusion import MAX_BUNDLE, auto_bundle_size, plan_bundles
+from sweeps.plan import MAX_BUNDLE, configurations, plan_run
 from sweeps.spec import load_spec, parse_spec, preset_names, read_yaml
 from trainers import TrainConfig
 from trainers.fused import check_fusable
@@ -15,9 +15,23 @@ ACTIVATIONS = ["sigmoid", "relu", "tanh", "leaky_relu", "selu", "elu", "exponent
 
 
 def spec(**fields: Any):
-    data = {"name": "plan", "dataset": "mnist", "max_bundle": 8,
+    data = {"name": "plan", "dataset": "mnist", "max_bundle": 8, "resources": {"gpus": 0},
             "base": {"batch_size": 64, "epochs": 1}, **fields}  # fmt: skip
     return parse_spec(data, "test")
+
+
+def plan_bundles(spec: Any, on_gpu: bool) -> list[list[dict]] | None:
+    """The groups of configurations as a run on (or off) a GPU plans them; None when every
+    group is one configuration (nothing fuses)."""
+    resources = spec.resources.model_copy(update={"gpus": 0.25 if on_gpu else 0.0})
+    spec = spec.model_copy(update={"resources": resources})
+    plan = plan_run(spec, configurations(spec), slots=1)
+    groups = [plan.members(index) for index in range(len(plan.groups))]
+    return None if all(len(group) == 1 for group in groups) else groups
+
+
+def auto_bundle_size(spec: Any, slots: int) -> int:
+    return plan_run(spec, configurations(spec), slots).spec.max_bundle
 
 
 def shapes(bundles: list[list[dict]] | None) -> list[int] | None:
@@ -61,7 +75,6 @@ def test_small_batches_fuse_on_the_gpu_only() -> None:
         {"fuse": "off"},
         {"max_bundle": 1},
         {"scheduler": "asha"},
-        {"sample": {"lr": {"loguniform": [0.001, 0.1]}}},
         {"trainer": "user_trainers:steady", "dataset": None},
         {"base": {"model": "cnn1", "epochs": 1}},
     ],
@@ -76,12 +89,34 @@ def test_a_batch_size_grid_does_not_fuse() -> None:
 
 
 def test_auto_size_keeps_every_slot_busy() -> None:
-    grid = spec(grid={"activation": ACTIVATIONS})
-    assert auto_bundle_size(grid, slots=2, on_gpu=False) == 4
-    assert auto_bundle_size(grid, slots=3, on_gpu=False) == 3
-    assert auto_bundle_size(grid, slots=16, on_gpu=False) == 1
-    assert auto_bundle_size(grid, slots=1, on_gpu=False) == MAX_BUNDLE
-    assert auto_bundle_size(grid, slots=0, on_gpu=False) == MAX_BUNDLE  # an empty cluster
+    grid = spec(grid={"activation": ACTIVATIONS}, max_bundle="auto", resources={"gpus": 0})
+    assert auto_bundle_size(grid, slots=2) == 4
+    assert auto_bundle_size(grid, slots=3) == 3
+    assert auto_bundle_size(grid, slots=16) == 1
+    assert auto_bundle_size(grid, slots=1) == MAX_BUNDLE
+    assert auto_bundle_size(grid, slots=0) == MAX_BUNDLE  # an empty cluster
+
+
+def test_sampled_values_are_drawn_once_from_the_spec_seed_and_fuse() -> None:
+    sampled = spec(sample={"lr": {"loguniform": [0.001, 0.1]},
+                           "activation": {"choice": ["relu", "tanh"]}}, num_samples=6)  # fmt: skip
+    configs = configurations(sampled)
+    assert configs == configurations(sampled)  # the same spec, the same draws
+    assert len({config["lr"] for config in configs}) == 6
+    assert all(0.001 <= config["lr"] <= 0.1 for config in configs)
+    assert {config["activation"] for config in configs} <= {"relu", "tanh"}
+    reseeded = configurations(sampled.model_copy(update={"base": {**sampled.base, "seed": 1}}))
+    assert [c["lr"] for c in reseeded] != [c["lr"] for c in configs]
+    assert shapes(plan_bundles(sampled, on_gpu=False)) == [6]  # lr and activation may differ
+
+
+def test_what_is_left_is_regrouped_by_the_same_rules() -> None:
+    grid = spec(grid={"activation": ACTIVATIONS}, max_bundle=3)
+    plan = plan_run(grid, configurations(grid), slots=1)
+    assert plan.groups == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    left = plan.without({0, 1, 2, 4})
+    assert left.groups == [[3, 5], [6, 7]] and left.pending == 4  # evenly, as a run would
+    assert left.without(range(8)).groups == []
 
 
 def test_yaml_off_means_off() -> None:

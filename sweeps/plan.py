@@ -1,0 +1,140 @@
+"""The run plan: every configuration of a sweep and which of them train together, decided once.
+
+A configuration's place in `RunPlan.configs` is its identity (`config_index` in the
+Parquet rows): `resume` compares it with the rows written to know what is left. Sampled
+parameters are drawn here, seeded by the spec, so the same spec always gives the same list.
+
+Each Tune trial trains one group of K >= 1 configurations. Configurations fuse into one
+group when `trainers.fused.fusion_key` says they can (MLPs agreeing on everything but
+activation, lr, loss and initializer, the seed included, so they see the same batches);
+a group is at most `max_bundle` large. On the CPU fusion pays only from batch 32 up
+(BENCHMARKS.md), so smaller batches run unfused there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from sweeps.spec import DEFAULT_TRAINER, Sampled, SweepSpec
+
+MAX_BUNDLE = 8  # the largest group `max_bundle: auto` makes
+CPU_MIN_BATCH = 32  # below this a fused CPU step is no faster than K separate ones
+
+Config = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    spec: SweepSpec  # resolved: numbers for `resources.gpus` and `max_bundle`
+    configs: list[Config]  # every configuration of the run, in grid order
+    groups: list[list[int]]  # what each Tune trial trains: indices into `configs`
+
+    def members(self, group: int) -> list[Config]:
+        return [self.configs[index] for index in self.groups[group]]
+
+    @property
+    def fused(self) -> list[list[int]]:
+        """The groups of more than one configuration."""
+        return [group for group in self.groups if len(group) > 1]
+
+    @property
+    def pending(self) -> int:
+        """Configurations the groups train."""
+        return sum(len(group) for group in self.groups)
+
+    def without(self, done: Iterable[int]) -> RunPlan:
+        """The plan of what is left once the configurations `done` have results: the rest
+        regrouped by the same rules (and the same `max_bundle`)."""
+        left = sorted(set(range(len(self.configs))) - set(done))
+        return dataclasses.replace(self, groups=group_configs(self.spec, self.configs, left))
+
+
+def configurations(spec: SweepSpec) -> list[Config]:
+    """The grid (and repeats) `num_samples` times, each sampled parameter drawn afresh for
+    every configuration from a generator seeded by the spec's seed."""
+    axes: dict[str, list[Any]] = dict(spec.grid)
+    if spec.repeats > 1:
+        axes["seed"] = spec.seeds
+    head = {"dataset": spec.dataset} if spec.dataset is not None else {}
+    rng = random.Random(int(spec.base.get("seed", 0)))
+    configs = []
+    for _ in range(spec.num_samples):
+        for values in itertools.product(*axes.values()):
+            drawn = {key: _draw(sampled, rng) for key, sampled in spec.sample.items()}
+            configs.append({**head, **spec.base, **dict(zip(axes, values, strict=True)), **drawn})
+    return configs
+
+
+def _draw(sampled: Sampled, rng: random.Random) -> Any:
+    if sampled.choice is not None:
+        return rng.choice(sampled.choice)
+    if sampled.uniform is not None:
+        return rng.uniform(*sampled.uniform)
+    low, high = sampled.loguniform or (1.0, 1.0)
+    return math.exp(rng.uniform(math.log(low), math.log(high)))
+
+
+def fusable_spec(spec: SweepSpec) -> bool:
+    """Whether the spec's configurations may be grouped at all: the built-in trainer, FIFO
+    scheduling (ASHA stops trials one by one)."""
+    return spec.fuse == "auto" and spec.trainer == DEFAULT_TRAINER and spec.scheduler == "fifo"
+
+
+def plan_run(spec: SweepSpec, configs: list[Config], slots: int) -> RunPlan:
+    """The plan for a spec whose `resources.gpus` is resolved to a number; `max_bundle:
+    auto` becomes the group size that keeps `slots` trials busy."""
+    if spec.resources.gpus == "auto":
+        raise ValueError("resources.gpus must be resolved to a number before planning")
+    if spec.max_bundle == "auto":
+        size = 1
+        if fusable_spec(spec):
+            largest = max(map(len, _fusable_sets(spec, configs, range(len(configs)))), default=1)
+            size = max(1, min(MAX_BUNDLE, math.ceil(largest / max(slots, 1))))
+        spec = spec.model_copy(update={"max_bundle": size})
+    return RunPlan(spec, configs, group_configs(spec, configs, range(len(configs))))
+
+
+def group_configs(
+    spec: SweepSpec, configs: list[Config], indices: Iterable[int]
+) -> list[list[int]]:
+    """The configurations `indices` as groups of at most `spec.max_bundle`, in grid order."""
+    limit = spec.max_bundle
+    if not isinstance(limit, int):
+        raise ValueError(f"max_bundle must be resolved before grouping, got {limit!r}")
+    groups: list[list[int]] = []
+    for fusable in _fusable_sets(spec, configs, indices):
+        # As even as can be: 9 at most 8 a group are 5 + 4, not 8 + 1.
+        count = math.ceil(len(fusable) / limit)
+        size, larger = divmod(len(fusable), count)
+        start = 0
+        for index in range(count):
+            stop = start + size + (index < larger)
+            groups.append(fusable[start:stop])
+            start = stop
+    return groups
+
+
+def _fusable_sets(
+    spec: SweepSpec, configs: list[Config], indices: Iterable[int]
+) -> list[list[int]]:
+    """The configurations that may share a group, in order of first appearance; one that
+    fuses with nothing is a set of its own."""
+    if not fusable_spec(spec):
+        return [[index] for index in indices]
+    from trainers import TrainConfig
+    from trainers.fused import fusion_key
+
+    on_gpu = float(spec.resources.gpus) > 0
+    sets: dict[Any, list[int]] = {}
+    for index in indices:
+        cfg = TrainConfig.from_dict(configs[index])
+        key = fusion_key(cfg)
+        if key is None or (not on_gpu and cfg.batch_size < CPU_MIN_BATCH):
+            key = ("alone", index)
+        sets.setdefault(key, []).append(index)
+    return list(sets.values())

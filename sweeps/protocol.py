@@ -1,0 +1,72 @@
+"""What a trial tells the driver, in one place: the trial side encodes, the driver decodes.
+
+A Tune trial trains a group of K >= 1 configurations (sweeps.plan) and reports
+
+    {"kind": "epoch", "members": [metrics of each configuration]}   after every epoch
+    {"kind": "final", "members": [final metrics of each]}           when training returns
+
+For a group of one, the member's metrics are also at the top level, where Tune's
+schedulers (ASHA) and its progress look for the spec's metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+EPOCH, FINAL = "epoch", "final"
+Kind = Literal["epoch", "final"]
+Scalar = bool | int | float | str
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    kind: Kind
+    members: list[dict[str, Any]]  # one mapping of metrics per configuration of the group
+
+
+def encode(kind: Kind, members: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the trial passes to `tune.report`."""
+    top = dict(members[0]) if len(members) == 1 else {}
+    return {**top, "kind": kind, "members": [dict(member) for member in members]}
+
+
+def decode(result: Mapping[str, Any]) -> Report | None:
+    """A result of ours as a Report; None for anything else Tune passes along."""
+    kind, members = result.get("kind"), result.get("members")
+    if kind not in (EPOCH, FINAL) or not isinstance(members, list):
+        return None
+    return Report(kind, [dict(member) for member in members])
+
+
+def scalars(metrics: Mapping[str, Any]) -> dict[str, Scalar]:
+    """The plain values among a trainer's metrics (numbers, flags, text): what a results
+    column can hold. numpy and torch scalars count as numbers."""
+    kept: dict[str, Scalar] = {}
+    for key, value in metrics.items():
+        if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+            value = value.item()
+        if isinstance(value, bool | int | float | str):
+            kept[str(key)] = value
+    return kept
+
+
+def divergence(epochs: list[Mapping[str, Any]], final: Mapping[str, Any]) -> str | None:
+    """'loss became NaN at epoch 3' when a loss stopped being a finite number, else None."""
+    for number, metrics in enumerate(epochs, 1):
+        for name in ("loss", "val_loss"):
+            value = metrics.get(name)
+            if isinstance(value, int | float) and not math.isfinite(value):
+                epoch = metrics.get("epoch", number)
+                return f"{name} became {_spell(value)} at epoch {epoch}"
+    for name in ("loss", "val_loss", "test_loss"):
+        value = final.get(name)
+        if isinstance(value, int | float) and not math.isfinite(value):
+            return f"{name} became {_spell(value)}"
+    return None
+
+
+def _spell(value: float) -> str:
+    return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")

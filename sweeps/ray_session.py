@@ -1,0 +1,352 @@
+"""Ray for the length of a run: an embedded Ray of our own, or a cluster joined, checked first.
+
+Plain `ray.init()` joins whatever this machine records (RAY_ADDRESS, or the
+`<RAY_TMPDIR or /tmp>/ray/ray_current_cluster` pointer a `ray start` head leaves behind,
+even a dead one's), and a join retries a dead or foreign address for minutes. Here the
+embedded Ray is always a fresh one (`address="local"`, which neither RAY_ADDRESS nor the
+pointer redirects), and an address to join is probed with a deadline first.
+
+An address is probed the way Ray's own tools check a head (`ray health-check`, `ray
+symmetric-run`): the GCS's NodeInfoGcsService.CheckAlive RPC, here over Ray's own gRPC
+channel (its TLS and auth settings) with a deadline, after a TCP connect that tells
+"nothing listens" from "something else listens".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CONNECT_TIMEOUT_S = 30.0
+REAPER_STOP_S = 5.0
+# The Ray cluster launcher writes this on an autoscaling head; Ray Tune's own test
+# (ray.tune.execution.cluster_info._is_ray_cluster) for "resources may still come".
+BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
+
+
+class RayStartError(ConnectionError):
+    """Ray could not be started, or the cluster at an address cannot be joined."""
+
+
+class ResourceError(ValueError):
+    """A trial asks for more than any node of a fixed-size cluster has."""
+
+
+# --- addresses -------------------------------------------------------------------------
+
+
+def check_address(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """RayStartError unless a Ray GCS answers at a `HOST:PORT` address within `timeout_s`
+    (for `ray://HOST:PORT`, a Ray Client server: something must accept a connection).
+    None (embedded), "local" and "auto" pass: ray_session resolves "auto" itself."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, port = _host_port(address)
+    deadline = time.monotonic() + timeout_s
+    _probe_tcp(address, host, port, timeout_s)
+    if address.startswith("ray://"):
+        return
+    _probe_gcs(address, _target(address), max(deadline - time.monotonic(), 1.0))
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    bare = address.removeprefix("ray://")
+    host, _, port = bare.rpartition(":")
+    if "://" in bare or not host or not port.isdigit():
+        raise RayStartError(f"--address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    return host.strip("[]"), int(port)
+
+
+def _target(address: str) -> str:
+    return address.removeprefix("ray://")
+
+
+def _probe_tcp(address: str, host: str, port: int, timeout_s: float) -> None:
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise RayStartError(f"nothing answers at {address!r} ({_why(error, timeout_s)})") from None
+
+
+def _why(error: OSError, timeout_s: float) -> str:
+    if isinstance(error, socket.gaierror):
+        return "unknown host"
+    if isinstance(error, TimeoutError):
+        return f"no reply within {timeout_s:g} s"
+    return (error.strerror or str(error)).lower()
+
+
+def _probe_gcs(address: str, target: str, timeout_s: float) -> None:
+    import grpc
+    from ray._private.gcs_utils import create_gcs_channel
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    channel = create_gcs_channel(target)
+    try:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        stub.CheckAlive(gcs_service_pb2.CheckAliveRequest(), timeout=timeout_s)
+    except grpc.RpcError as error:
+        raise RayStartError(_not_a_gcs(address, error, timeout_s)) from None
+    finally:
+        channel.close()
+
+
+def _not_a_gcs(address: str, error: Any, timeout_s: float) -> str:
+    import grpc
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    code = error.code()
+    # UNAVAILABLE once TCP connected: the server does not speak gRPC (an HTTP server,
+    # a database); UNIMPLEMENTED: a gRPC server without Ray's GCS services.
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED):
+        return f"{address!r} answers but is not a Ray cluster (no GCS there)"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"{address!r} accepts connections but no Ray GCS replies within {timeout_s:g} s"
+    # ray.init would retry these for 20 s and more before failing the same way.
+    if code == grpc.StatusCode.UNAUTHENTICATED and not is_token_auth_enabled():
+        return (
+            f"the Ray cluster at {address!r} requires token authentication"
+            " (set RAY_AUTH_MODE=token, with the token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"the Ray cluster at {address!r} rejects this machine's auth token"
+    details = _first_line(error.details() or "")
+    return f"the Ray GCS at {address!r} fails its health check ({code.name}: {details})"
+
+
+def _first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else type(text).__name__
+
+
+# --- the session -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator[bool]:
+    """Ray for the length of a run: a fresh embedded one (address None or "local", sized by
+    `num_cpus`, default all of this machine) or the cluster at `address` joined. Yields
+    True if it started or joined Ray and shuts it down at the end; False if this process
+    had already called ray.init: that Ray is used as it is and left running."""
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    if address is None or address == "local":
+        with _embedded_ray(num_cpus):
+            yield True
+        return
+    if num_cpus is not None:
+        raise ValueError(f"num_cpus={num_cpus} sizes an embedded Ray, not the one at {address!r}")
+    _join(address)
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _embedded_ray(num_cpus: int | None) -> Iterator[None]:
+    import ray
+
+    # The reaper starts before ray.init, so a driver killed while Ray starts up still
+    # leaves nothing behind.
+    reaper = start_reaper()
+    try:
+        try:
+            ray.init(address="local", num_cpus=num_cpus, **_INIT_OPTIONS)
+        except (ConnectionError, RuntimeError, TimeoutError) as error:
+            raise RayStartError(f"cannot start a local Ray: {_first_line(error)}") from error
+        yield
+    finally:
+        # Also after a failed ray.init: it may have started a GCS or raylet already.
+        ray.shutdown(wait_for_processes=True)
+        stop_reaper(reaper)
+
+
+_INIT_OPTIONS: dict[str, Any] = {
+    "include_dashboard": False,
+    "logging_level": logging.ERROR,
+    "log_to_driver": False,  # trial output goes to files; the live display stays clean
+}
+
+
+def _join(address: str) -> None:
+    import ray
+
+    found = _resolve_auto() if address == "auto" else address
+    check_address(found)
+    if not found.startswith("ray://"):
+        _check_local_node(found)
+    try:
+        # "auto" itself, not what it found: only an address found automatically lets
+        # ray.init pick up this machine's auth token.
+        ray.init(address=address, **_INIT_OPTIONS)
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as error:
+        raise RayStartError(
+            f"cannot join the Ray cluster at {found!r}: {_first_line(error)}"
+        ) from error
+
+
+def _resolve_auto() -> str:
+    """The address ray.init("auto") would join: RAY_ADDRESS, else the machine's
+    ray_current_cluster pointer, else a running GCS's (ray._private.services)."""
+    from ray._private import services
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    # What ray.init("auto") does too: a token on this machine is sent to the cluster found.
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    from_env = os.environ.get("RAY_ADDRESS")
+    if from_env:
+        return from_env
+    try:
+        found = services.canonicalize_bootstrap_address("auto")
+    except ConnectionError:
+        found = None
+    if found is None:
+        raise RayStartError("--address 'auto' finds no Ray cluster on this machine")
+    return found
+
+
+def _check_local_node(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """RayStartError unless a node of the cluster runs on this machine: ray.init joins
+    HOST:PORT through a local raylet, and waits a minute for one before giving up."""
+    from ray._private import services
+
+    local = set(services.find_node_ids())
+    alive = _alive_node_ids(_target(address), timeout_s)
+    if alive is not None and not local & alive:
+        raise RayStartError(
+            f"no node of the Ray cluster at {address!r} runs on this machine"
+            " (join it from one of its nodes, or through ray://HOST:10001)"
+        )
+
+
+def _alive_node_ids(target: str, timeout_s: float) -> set[str] | None:
+    """Hex ids of the cluster's alive nodes; None where the GCS will not list them to us
+    (token auth without our token): ray.init, which has it, decides then."""
+    import grpc
+    from ray._private.gcs_utils import create_gcs_channel
+    from ray.core.generated import gcs_pb2, gcs_service_pb2, gcs_service_pb2_grpc
+
+    channel = create_gcs_channel(target)
+    try:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        alive = gcs_pb2.GcsNodeInfo.GcsNodeState.ALIVE
+        request = gcs_service_pb2.GetAllNodeInfoRequest(state_filter=alive)
+        reply = stub.GetAllNodeInfo(request, timeout=timeout_s)
+    except grpc.RpcError:
+        return None
+    finally:
+        channel.close()
+    return {node.node_id.hex() for node in reply.node_info_list}
+
+
+# --- the reaper ------------------------------------------------------------------------
+
+
+def start_reaper() -> subprocess.Popen[bytes]:
+    """`python -m sweeps.reaper` for this process: it ends what this process started if it
+    is killed with -9. Its own session keeps it out of a Ctrl-C to the terminal's group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps.reaper", str(os.getpid())],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_reaper(reaper: subprocess.Popen[bytes]) -> None:
+    """Stop the reaper of a driver that lives on: it would otherwise reap at its exit."""
+    reaper.terminate()
+    try:
+        reaper.wait(timeout=REAPER_STOP_S)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
+        reaper.wait()
+
+
+# --- resources -------------------------------------------------------------------------
+
+
+def check_fits(cpus: float, gpus: float, *, autoscaling: bool | None = None) -> str | None:
+    """With Ray up: can one alive node hold a trial of `cpus` CPUs and `gpus` GPUs? None if
+    so; if not, ResourceError on a fixed-size cluster, and on an autoscaling one the
+    message to print (trials wait for the autoscaler). `autoscaling` None: detected."""
+    import ray
+
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    if any(_holds(node, cpus, gpus) for node in nodes):
+        return None
+    shortfall = _shortfall(nodes, cpus, gpus)
+    if autoscaling is None:
+        autoscaling = _autoscaling()
+    if not autoscaling:
+        raise ResourceError(shortfall)
+    return f"{shortfall}: trials wait for the autoscaler to add a node that fits"
+
+
+def _holds(node: dict[str, float], cpus: float, gpus: float) -> bool:
+    return node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus
+
+
+def _shortfall(nodes: list[dict[str, float]], cpus: float, gpus: float) -> str:
+    most_cpus = max((node.get("CPU", 0) for node in nodes), default=0)
+    most_gpus = max((node.get("GPU", 0) for node in nodes), default=0)
+    cluster = (
+        f"cluster: {_count(sum(n.get('CPU', 0) for n in nodes), 'CPU')},"
+        f" {_count(sum(n.get('GPU', 0) for n in nodes), 'GPU')}"
+    )
+    if most_cpus < cpus:
+        asked, largest = _count(cpus, "CPU"), _count(most_cpus, "CPU")
+    elif most_gpus < gpus:
+        asked, largest = _count(gpus, "GPU"), _count(most_gpus, "GPU")
+    else:
+        return (
+            f"a trial asks for {_count(cpus, 'CPU')} and {_count(gpus, 'GPU')}"
+            f" but no node has both ({cluster})"
+        )
+    return f"a trial asks for {asked} but the largest node has {largest} ({cluster})"
+
+
+def _count(amount: float, unit: str) -> str:
+    return f"{amount:g} {unit}" + ("" if amount == 1 else "s")
+
+
+def _autoscaling() -> bool:
+    """Whether nodes may still join: never for a Ray this process started; for a cluster,
+    Ray Tune's test (the launcher's bootstrap config) or an autoscaler's node groups
+    that can grow (Ray Data's test). Under Ray Client neither can be read: assume so."""
+    import ray
+
+    worker = ray._private.worker
+    if worker._global_node is not None and worker._global_node.is_head():
+        return False
+    if ray.util.client.ray.is_connected():
+        return True
+    return BOOTSTRAP_CONFIG.expanduser().exists() or _config_can_grow()
+
+
+def _config_can_grow() -> bool:
+    import ray._private.state
+
+    config = ray._private.state.state.get_cluster_config()
+    if config is None:
+        return False
+    return any(
+        group.max_count == -1 or group.max_count > group.min_count
+        for group in config.node_group_configs
+        if group.resources and group.max_count != 0
+    )

@@ -1,0 +1,70 @@
+"""The Tuner of a run plan: one Tune trial per group, our callbacks instead of Tune's output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from sweeps.callbacks import ResultsCallback, StopOnWriteFailure
+from sweeps.plan import RunPlan
+from sweeps.progress import LiveProgress
+from sweeps.storage import Place
+from sweeps.trainable import run_group
+
+# Tune copies these from the driver's environment into every trial actor's runtime_env,
+# which Ray's runtime_env agent logs in clear (session_*/logs/runtime_env_agent.log, mode
+# 0644). Our trials need no cloud credentials (the driver writes the results); a trial that
+# does gets them as any Ray worker does, from the environment its node runs it in.
+CREDENTIALS = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"}
+)
+
+
+def make_tuner(plan: RunPlan, storage: Place, dataset: Any, results: ResultsCallback) -> Any:
+    """A Tuner whose trial `{"group": i}` trains `plan.groups[i]`; Tune's own files go to
+    `storage` (one folder an attempt), the results through `results`."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - CREDENTIALS
+    spec = plan.spec
+    gpus = float(spec.resources.gpus)  # resolved by now
+    trainable = tune.with_parameters(
+        run_group, dataset=dataset, configs=plan.configs, groups=plan.groups,
+        trainer=spec.trainer, cpus=spec.resources.cpus, gpus=gpus,
+    )  # fmt: skip
+    scheduler = None
+    if spec.scheduler == "asha":
+        epochs = [config.get("epochs", 20) for config in plan.configs]
+        scheduler = ASHAScheduler(
+            metric=spec.metric,
+            mode=spec.mode,
+            grace_period=spec.grace_period,
+            max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
+        )
+    progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan.configs, plan.groups)
+    folder, name = storage.uri.rsplit("/", 1) if storage.local else storage.path.rsplit("/", 1)
+    return tune.Tuner(
+        tune.with_resources(trainable, {"cpu": spec.resources.cpus, "gpu": gpus}),
+        param_space={"group": tune.grid_search(list(range(len(plan.groups))))},
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler,
+            # A trial's process stays for the next one: torch is imported and the dataset
+            # fetched once per worker, not once per trial.
+            reuse_actors=True,
+            # Tune ignores max_concurrent_trials when given a search_alg: limit it here.
+            search_alg=BasicVariantGenerator(max_concurrent=spec.max_concurrent or 0),
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=folder,
+            storage_filesystem=None if storage.local else storage.fs,
+            verbose=0,
+            stop=StopOnWriteFailure(results),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            callbacks=[results, progress],
+            log_to_file=True,
+        ),
+    )

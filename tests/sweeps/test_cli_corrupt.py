@@ -1,0 +1,55 @@
+"""A corrupt or truncated file in a run directory: one line naming it, exit 2, no traceback,
+from the console script as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.analysis.test_load import truncate, write_run
+
+
+def sweeps(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sweeps", *args], capture_output=True, text=True)
+
+
+def assert_names(completed: subprocess.CompletedProcess[str], name: str) -> None:
+    """Exit 2 and exactly one line on stderr, `error: ...`, that names the file."""
+    err = completed.stderr
+    assert completed.returncode == 2, (completed.stdout, err)
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    assert name in err, err
+    assert "Traceback" not in completed.stdout + err
+
+
+@pytest.mark.parametrize("command", [["report", "--no-plots"], ["threshold"]])
+def test_truncated_trial_file(tmp_path: Path, command: list[str]) -> None:
+    run_dir = write_run(tmp_path)
+    truncate(run_dir / "trials" / "t_00001.parquet")
+    completed = sweeps(command[0], str(run_dir), *command[1:])
+    assert_names(completed, "trials/t_00001.parquet")
+    assert "is not a readable Parquet file" in completed.stderr
+
+
+def test_garbage_epochs_file_in_report(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path)
+    (run_dir / "epochs" / "t_00000.parquet").write_bytes(b"\x00garbage\xff" * 50)
+    assert_names(sweeps("report", str(run_dir), "--no-plots"), "epochs/t_00000.parquet")
+
+
+@pytest.mark.parametrize(("name", "text"), [("spec.yaml", "grid: {a: [1,\n"),
+                                            ("manifest.json", '{"run_id": ')])  # fmt: skip
+def test_corrupt_spec_or_manifest_in_report(tmp_path: Path, name: str, text: str) -> None:
+    run_dir = write_run(tmp_path)
+    (run_dir / name).write_text(text)
+    assert_names(sweeps("report", str(run_dir), "--no-plots"), name)
+
+
+def test_compare_names_the_corrupt_run(tmp_path: Path) -> None:
+    good, bad = write_run(tmp_path / "good"), write_run(tmp_path / "bad")
+    truncate(bad / "trials" / "t_00000.parquet")
+    completed = sweeps("compare", str(good), str(bad))
+    assert_names(completed, f"trials/t_00000.parquet in {str(bad)!r}")

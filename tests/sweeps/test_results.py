@@ -1,0 +1,129 @@
+"""The Parquet writer, fed the reports of fake trials: no Ray, real files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweeps.protocol import EPOCH, FINAL, decode, encode
+from sweeps.results import RunWriter, finished_configs
+from sweeps.storage import Place
+
+CONFIGS = [{"x": 1, "lr": 0.1}, {"x": 2, "lr": 0.1}, {"x": 3, "lr": 0.01}]
+
+
+def epoch(number: int, loss: float = 0.5, **extra: object) -> dict[str, object]:
+    return {"epoch": number, "loss": loss, "accuracy": 0.8, "val_loss": loss,
+            "val_accuracy": 0.75, "epoch_time_s": 0.1, **extra}  # fmt: skip
+
+
+def train(writer: RunWriter, key: str, indices: list[int], epochs: list[list[dict]]) -> None:
+    """A trial as Tune relays it: start, a report per epoch, the final report, the end."""
+    writer.start(key, indices)
+    for per_member in zip(*epochs, strict=True):
+        writer.report(key, decode(encode(EPOCH, list(per_member))))
+    finals = [{**rows[-1], "test_accuracy": 0.7, "params": 10} for rows in epochs]
+    writer.report(key, decode(encode(FINAL, finals)))
+    writer.end(key)
+
+
+def frames(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_parquet(run_dir / "trials"), pd.read_parquet(run_dir / "epochs")
+
+
+def test_a_trial_and_a_group_each_write_a_row_per_configuration(tmp_path: Path) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    train(writer, "t1", [0], [[epoch(1), epoch(2)]])
+    train(writer, "t2", [1, 2], [[epoch(1), epoch(2)], [epoch(1), epoch(2)]])
+    trials, epochs = frames(tmp_path)
+    trials = trials.sort_values("config_index", ignore_index=True)
+    assert list(trials["trial_id"]) == ["t1", "t2-0", "t2-1"]
+    assert list(trials["bundle_id"].fillna("-")) == ["-", "t2", "t2"]
+    assert list(trials["x"]) == [1, 2, 3] and list(trials["config_index"]) == [0, 1, 2]
+    assert set(trials["status"]) == {"TERMINATED"} and trials["error"].isna().all()
+    assert set(trials["epochs_completed"]) == {2} and set(trials["test_accuracy"]) == {0.7}
+    assert len(epochs) == 6 and set(epochs["trial_id"]) == {"t1", "t2-0", "t2-1"}
+
+
+def test_custom_metrics_are_kept_typed_in_every_file(tmp_path: Path) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    train(writer, "t1", [0], [[epoch(1)]])  # before the custom metric is first seen
+    train(writer, "t2", [1], [[epoch(1, my_metric=3.5, my_count=7, my_note="ok")]])
+    trials, epochs = frames(tmp_path)
+    assert {"my_metric", "my_count", "my_note"} <= set(trials.columns) & set(epochs.columns)
+    by_x = trials.set_index("x")
+    assert by_x.loc[2, "my_metric"] == 3.5 and by_x.loc[2, "my_count"] == 7
+    assert math.isnan(by_x.loc[1, "my_metric"]) and pd.isna(by_x.loc[1, "my_note"])
+    assert str(trials["my_count"].dtype) in ("Int64", "int64", "float64")
+    assert epochs.set_index("trial_id").loc["t2", "my_note"] == "ok"
+    # A float after ints widens the column, in the files already written too.
+    train(writer, "t3", [2], [[epoch(1, my_count=0.5)]])
+    trials, _ = frames(tmp_path)
+    assert sorted(trials["my_count"].dropna()) == [0.5, 7.0]
+
+
+def test_a_metric_named_like_a_config_key_does_not_replace_it(tmp_path: Path) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    train(writer, "t1", [0], [[epoch(1, x=99)]])
+    trials, _ = frames(tmp_path)
+    assert trials.loc[0, "x"] == 1 and trials.loc[0, "metric_x"] == 99
+
+
+def test_a_loss_that_becomes_nan_is_recorded_as_diverged(tmp_path: Path) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    train(writer, "t1", [0, 1], [[epoch(1), epoch(2, loss=math.nan)], [epoch(1), epoch(2)]])
+    trials, _ = frames(tmp_path)
+    by_x = trials.set_index("x")
+    assert by_x.loc[1, "status"] == "DIVERGED"
+    assert by_x.loc[1, "error"] == "loss became NaN at epoch 2"
+    assert by_x.loc[2, "status"] == "TERMINATED" and pd.isna(by_x.loc[2, "error"])
+
+
+def test_an_error_fails_every_member_and_keeps_its_epochs(tmp_path: Path) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    writer.start("t1", [0, 1])
+    writer.report("t1", decode(encode(EPOCH, [epoch(1), epoch(1)])))
+    writer.end("t1", "RuntimeError: boom")
+    trials, epochs = frames(tmp_path)
+    assert list(trials["status"]) == ["ERROR", "ERROR"]
+    assert set(trials["error"]) == {"RuntimeError: boom"} and len(epochs) == 2
+
+
+def test_a_restarted_trial_forgets_its_failed_attempt(tmp_path: Path) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    writer.start("t1", [0])
+    writer.report("t1", decode(encode(EPOCH, [epoch(1, loss=9.0)])))
+    train(writer, "t1", [0], [[epoch(1), epoch(2)]])
+    _, epochs = frames(tmp_path)
+    assert list(epochs["loss"]) == [0.5, 0.5]
+
+
+def test_resume_sees_the_finished_configurations_and_their_columns(tmp_path: Path) -> None:
+    place = Place.of(tmp_path)
+    train(RunWriter(place, "run1", CONFIGS, 0.0), "t1", [0, 1], [[epoch(1, f1=0.9)]] * 2)
+    # A trial whose epochs landed but whose trials row did not (the driver died between).
+    RunWriter(place, "run1", CONFIGS, 0.0)._write("epochs", "t9", [{"epoch": 1}])
+    assert (tmp_path / "epochs" / "t9.parquet").exists()
+    assert finished_configs(place) == {0, 1}
+    assert not (tmp_path / "epochs" / "t9.parquet").exists()
+    resumed = RunWriter(place, "run1", CONFIGS, 0.0)
+    train(resumed, "t2", [2], [[epoch(1)]])  # no f1 this time: the column stays
+    trials, _ = frames(tmp_path)
+    assert sorted(trials["config_index"]) == [0, 1, 2] and "f1" in trials.columns
+
+
+def test_protocol_puts_a_single_members_metrics_on_top_for_schedulers() -> None:
+    assert encode(EPOCH, [{"val_accuracy": 0.9}])["val_accuracy"] == 0.9
+    assert "val_accuracy" not in encode(EPOCH, [{"val_accuracy": 0.9}] * 2)
+    assert decode({"kind": "epoch"}) is None and decode({"val_accuracy": 1}) is None
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_an_infinite_loss_is_named(tmp_path: Path, value: float) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    train(writer, "t1", [0], [[epoch(1, loss=value)]])
+    trials, _ = frames(tmp_path)
+    assert trials.loc[0, "error"] == f"loss became {'inf' if value > 0 else '-inf'} at epoch 1"
