@@ -152,7 +152,7 @@ def run_sweep(
         _write_manifest(run_dir, manifest)
         say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
         _say_fused(plan, say)
-        _fit(plan, run_dir, run_id, dataset, f"{TUNE_DIR}/run")
+        _fit(plan, run_dir, run_id, dataset, "run")
         return _finish(plan.spec, run_dir, manifest)
 
 
@@ -180,7 +180,7 @@ def resume_sweep(
             manifest["resumed_at"].append(_now())
             _write_manifest(run_dir, manifest)
             _say_fused(plan, say)
-            _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"{TUNE_DIR}/resume-{attempt}")
+            _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
     return _finish(spec, run_dir, manifest)
 
 
@@ -261,7 +261,7 @@ def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) ->
 
     writer = RunWriter(run_dir, run_id, plan.configs, float(plan.spec.resources.gpus))
     results = ResultsCallback(writer, plan.groups)
-    tuner = make_tuner(plan, run_dir / name, dataset, results)
+    tuner = make_tuner(plan, run_dir / TUNE_DIR, name, dataset, results)
     # Tune logs every failed trial and its own bookkeeping; the Parquet rows and our
     # summary carry the trial errors, so its logger speaks only for itself when it fails.
     tune_logger = logging.getLogger("ray.tune")

@@ -2,9 +2,8 @@
 
 A spec is a base trainer config plus a `grid` (the Cartesian product of its lists, as
 `tune.grid_search`), optional sampled parameters, `repeats` (the whole grid again with
-other seeds), the resources of one trial and how Tune schedules them. `expand` lists the
-configurations a spec stands for; `SpecError` carries a one-line message naming the bad
-key and value.
+other seeds), the resources of one trial and how Tune schedules them (sweeps.plan lists
+its configurations). `SpecError` carries a one-line message naming the bad key and value.
 """
 
 from __future__ import annotations
@@ -123,10 +122,6 @@ class Sampled(_Strict):
             raise ValueError(f"bounds must be [low, high] with low < high, got {list(bounds)}")
         return self
 
-    def candidates(self) -> list[Any]:
-        """Values that stand for the distribution when validating: choices, or the bounds."""
-        return list(self.choice or self.uniform or self.loguniform or [])
-
 
 class Reference(_Strict):
     """Figures a report gives, one row per configuration, keyed by the swept parameters."""
@@ -203,17 +198,6 @@ class SweepSpec(_Strict):
     def trial_count(self) -> int:
         grid = math.prod(len(values) for values in self.grid.values())
         return grid * self.repeats * self.num_samples
-
-
-def expand(spec: SweepSpec) -> Iterator[dict[str, Any]]:
-    """Every configuration of the grid (and repeats), with each sampled parameter set to
-    each of its candidate values in turn: what validation must accept."""
-    axes = {**spec.grid, **{k: s.candidates() for k, s in spec.sample.items()}}
-    if spec.repeats > 1:
-        axes["seed"] = spec.seeds
-    head = {"dataset": spec.dataset} if spec.dataset is not None else {}
-    for values in itertools.product(*axes.values()):
-        yield {**head, **spec.base, **dict(zip(axes, values, strict=True))}
 
 
 def parse_spec(data: Any, source: str) -> SweepSpec:

@@ -23,9 +23,11 @@ CREDENTIALS = frozenset(
 )
 
 
-def make_tuner(plan: RunPlan, storage: Place, dataset: Any, results: ResultsCallback) -> Any:
+def make_tuner(
+    plan: RunPlan, tune_dir: Place, name: str, dataset: Any, results: ResultsCallback
+) -> Any:
     """A Tuner whose trial `{"group": i}` trains `plan.groups[i]`; Tune's own files go to
-    `storage` (one folder an attempt), the results through `results`."""
+    `tune_dir/name` (a folder an attempt), the results through `results`."""
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - CREDENTIALS
@@ -45,7 +47,7 @@ def make_tuner(plan: RunPlan, storage: Place, dataset: Any, results: ResultsCall
             max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
         )
     progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan.configs, plan.groups)
-    folder, name = storage.uri.rsplit("/", 1) if storage.local else storage.path.rsplit("/", 1)
+    storage_path, storage_filesystem = tune_dir.for_tune()
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpus, "gpu": gpus}),
         param_space={"group": tune.grid_search(list(range(len(plan.groups))))},
@@ -59,8 +61,8 @@ def make_tuner(plan: RunPlan, storage: Place, dataset: Any, results: ResultsCall
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=folder,
-            storage_filesystem=None if storage.local else storage.fs,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             verbose=0,
             stop=StopOnWriteFailure(results),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -116,19 +117,32 @@ FLAG_CASES = [
     (["threshold", "{tmp}", "--threshold", "nan"], "--threshold must be a finite number, got nan"),
     (["threshold", "{tmp}", "--threshold", "inf"], "--threshold must be a finite number, got inf"),
     (["compare", "{tmp}/a", "{tmp}/b"], "run directory '{tmp}/a' does not exist"),
-]
+    (["run", "quickstart", "--run-id", "../../x"], "--run-id must be a plain name"),
+    (["run", "quickstart", "--results", "{tmp}/a-file/results"], "a-file' is a file"),
+    (["run", "quickstart", "--cpus-per-trial", "64"], "a trial asks for 64 CPUs"),
+    # Everything `run` checks, `submit` checks before contacting the cluster (port 9: none).
+    (["submit", "quickstart", "--set", "batch_size=-16", "--address", "http://127.0.0.1:9",
+      "--results", "/shared/sweeps"], "batch_size must be >= 1, got -16"),
+    (["submit", "quickstart", "--set", "lr=.nan", "--address", "http://127.0.0.1:9",
+      "--results", "/shared/sweeps"], "base.lr must be a finite number, got nan"),
+]  # fmt: skip
 
 
 def test_bad_input_is_one_line_exit_2_and_starts_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sweeps.runner
+    import ray
 
-    def no_ray(address: str | None) -> bool:
-        raise AssertionError("Ray must not start on bad input")
+    started: list[str] = []
+    real_init = ray.init
 
-    monkeypatch.setattr(sweeps.runner, "_init_ray", no_ray)
+    def count_init(*args: Any, **kwargs: Any) -> Any:
+        started.append("ray.init")
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", count_init)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
     results = tmp_path / "results"
     cases = [([a.replace("{tmp}", str(tmp_path)) for a in args],
               msg.replace("{tmp}", str(tmp_path))) for args, msg in FLAG_CASES]  # fmt: skip
@@ -144,6 +158,8 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(
         assert len(err.strip().splitlines()) == 1, (args, err)
         assert err.startswith("error: "), (args, err)
     assert not results.exists()
+    # Only a trial too large for every node needs Ray up to be known (then nothing is written).
+    assert len(started) == 1
 
 
 def test_analysis_commands_name_bad_columns(

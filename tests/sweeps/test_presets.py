@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sweeps.plan import configurations
 from sweeps.runner import check_configs
-from sweeps.spec import expand, load_spec, preset_names
+from sweeps.spec import load_spec, preset_names
 from trainers import TrainConfig
 from trainers.data import make_splits
 from trainers.models import build_model
@@ -28,11 +29,11 @@ def test_one_preset_per_experiment() -> None:
 def test_preset_configs_build_and_step(name: str, request: pytest.FixtureRequest) -> None:
     spec = load_spec(name)
     dataset = request.getfixturevalue("digits" if spec.dataset == "digits" else "mnist")
-    check_configs(spec, dataset)  # every configuration, against the real data
+    check_configs(spec, configurations(spec), dataset)  # every configuration, against the real data
     splits = make_splits(dataset, 0.0, seed=0, device=torch.device("cpu"))
     images, labels = splits.train.images[:2], splits.train.labels[:2]
     built = set()
-    for config in expand(spec):
+    for config in configurations(spec):
         cfg = TrainConfig.from_dict(config)
         shape = (cfg.model, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer)
         if shape in built:

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sweeps.plan import configurations
 from sweeps.spec import (
     SpecError,
     check_run_id,
-    expand,
     load_spec,
     override,
     parse_override,
@@ -26,7 +26,7 @@ def test_grid_is_the_cartesian_product_and_repeats_add_seeds() -> None:
          "repeats": 2},
         "test",
     )  # fmt: skip
-    configs = list(expand(spec))
+    configs = configurations(spec)
     assert spec.trial_count == len(configs) == 12
     combos = {(c["batch_size"], c["activation"], c["seed"]) for c in configs}
     assert combos == {(b, a, s) for b in (8, 16, 32) for a in ("relu", "tanh") for s in (0, 1)}
