@@ -206,3 +206,48 @@ def test_credentials_in_the_environment_reach_no_file_ray_writes(tmp_path: Path)
         assert not leaked
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_a_stale_ray_pointer_and_ray_address_do_not_capture_the_embedded_ray(
+    tmp_path: Path,
+) -> None:
+    """A killed head leaves `<tmp>/ray/ray_current_cluster` naming a dead port; plain
+    ray.init() would try to join it for minutes."""
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:6399\n")
+    env = {**plugin_env(), "RAY_TMPDIR": str(ray_tmp), "RAY_ADDRESS": "127.0.0.1:6399"}
+    try:
+        completed = subprocess.run(
+            [*SWEEPS, "run", str(sleepy_spec(tmp_path / "s.yaml", [1])), "--results",
+             str(tmp_path / "results")], env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert completed.returncode == 0, completed.stderr
+    (run_dir,) = (tmp_path / "results" / "sleepy").iterdir()
+    manifest = yaml.safe_load((run_dir / "manifest.json").read_text())
+    assert manifest["ray_address"] == "embedded"
+    assert not manifest["ray_gcs_address"].endswith(":6399")
+
+
+def test_an_address_where_a_web_server_listens_fails_fast(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        port = server.stdout.readline().split("port ")[1].split()[0]  # "Serving HTTP on ..."
+        began = time.monotonic()
+        completed = subprocess.run(
+            [*SWEEPS, "run", "quickstart", "--address", f"127.0.0.1:{port}", "--results",
+             str(tmp_path / "results")], capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        took = time.monotonic() - began
+    finally:
+        server.kill()
+        server.wait()
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.startswith("error: ") and f"127.0.0.1:{port}" in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1 and took < 60
+    assert not (tmp_path / "results").exists()
