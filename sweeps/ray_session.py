@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 CONNECT_TIMEOUT_S = 30.0
+REAPER = Path(__file__).with_name("reaper.py")
 REAPER_STOP_S = 5.0
 # The Ray cluster launcher writes this on an autoscaling head; Ray Tune's own test
 # (ray.tune.execution.cluster_info._is_ray_cluster) for "resources may still come".
@@ -192,6 +193,7 @@ def _join(address: str) -> None:
         # ray.init pick up this machine's auth token.
         ray.init(address=address, **_INIT_OPTIONS)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as error:
+        ray.shutdown()  # a half-made connection would make the next ray.init a no-op
         raise RayStartError(
             f"cannot join the Ray cluster at {found!r}: {_first_line(error)}"
         ) from error
@@ -257,10 +259,12 @@ def _alive_node_ids(target: str, timeout_s: float) -> set[str] | None:
 
 
 def start_reaper() -> subprocess.Popen[bytes]:
-    """`python -m sweeps.reaper` for this process: it ends what this process started if it
-    is killed with -9. Its own session keeps it out of a Ctrl-C to the terminal's group."""
+    """sweeps/reaper.py for this process: it ends what this process started if it is
+    killed with -9. Run by path, not `-m sweeps.reaper`, so it needs only psutil wherever
+    sweeps was imported from; its own session keeps it out of a Ctrl-C to the terminal's
+    process group."""
     return subprocess.Popen(
-        [sys.executable, "-m", "sweeps.reaper", str(os.getpid())],
+        [sys.executable, str(REAPER), str(os.getpid())],
         start_new_session=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -330,11 +334,12 @@ def _autoscaling() -> bool:
     Ray Tune's test (the launcher's bootstrap config) or an autoscaler's node groups
     that can grow (Ray Data's test). Under Ray Client neither can be read: assume so."""
     import ray
+    from ray.util.client import ray as ray_client
 
     worker = ray._private.worker
     if worker._global_node is not None and worker._global_node.is_head():
         return False
-    if ray.util.client.ray.is_connected():
+    if ray_client.is_connected():
         return True
     return BOOTSTRAP_CONFIG.expanduser().exists() or _config_can_grow()
 

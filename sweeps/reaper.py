@@ -1,12 +1,13 @@
 """A watchdog that cleans up after a driver killed with -9.
 
-`python -m sweeps.reaper PID` records, every half second, the processes descended from the
-driver PID (the embedded Ray: GCS, raylet, its agents and workers). When the driver is
-gone it terminates those still running (SIGTERM, then SIGKILL) and exits. Ray's own
-fate-sharing takes the GCS and raylet down with a killed driver, but not the raylet's
-DashboardAgent and RuntimeEnvAgent, which pid 1 adopts and keeps for good; the only other
-cure, `ray stop --force`, kills every Ray on the machine. This touches only the processes
-it recorded (same pid and start time), so other Rays are safe.
+`python sweeps/reaper.py PID` (or `python -m sweeps.reaper PID`) records, every half
+second, the processes descended from the driver PID (the embedded Ray: GCS, raylet, its
+agents and workers). When the driver is gone it terminates those still running (SIGTERM,
+then SIGKILL) and exits. Ray's own fate-sharing takes the GCS and raylet down with a
+killed driver, but not the raylet's DashboardAgent and RuntimeEnvAgent, which pid 1 adopts
+and keeps for good; the only other cure, `ray stop --force`, kills every Ray on the
+machine. This touches only the processes it recorded (same pid and start time), so other
+Rays are safe.
 
 It imports neither torch nor ray: it must be up before ray.init spawns anything.
 """
@@ -115,7 +116,7 @@ def _with_descendants(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit():
-        print(f"usage: python -m sweeps.reaper DRIVER_PID (got {argv!r})", file=sys.stderr)
+        print(f"usage: reaper.py DRIVER_PID (got {argv!r})", file=sys.stderr)
         return 2
     watch(int(argv[0]))
     return 0

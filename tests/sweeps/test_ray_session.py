@@ -428,6 +428,32 @@ def test_join_a_cluster_and_detect_its_autoscaler(cluster: Cluster, ray_tmp: Pat
     assert running(cluster.processes).keys() == cluster.processes.keys()  # left running
 
 
+def test_join_from_a_machine_without_a_node_of_the_cluster_fails_fast(
+    cluster: Cluster, ray_tmp: Path
+) -> None:
+    """ray.init(HOST:PORT) joins through a raylet on this machine and waits a minute for
+    one: here none is seen (as from a laptop), so the join fails at once instead."""
+    started = time.monotonic()
+    lines = run_python(
+        f"""
+        import ray._private.services
+        from sweeps.ray_session import RayStartError, ray_session
+        ray._private.services.find_node_ids = lambda: []
+        try:
+            with ray_session({cluster.address!r}):
+                print("joined")
+        except RayStartError as error:
+            print(error)
+        """,
+        ray_env(ray_tmp),
+        timeout_s=60,
+    )
+    assert time.monotonic() - started < 30
+    assert lines[-1].startswith(
+        f"no node of the Ray cluster at {cluster.address!r} runs on this machine"
+    )
+
+
 # --- the reaper ------------------------------------------------------------------------
 
 
