@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps.protocol import EPOCH, FINAL, Report, divergence, scalars
-from sweeps.storage import Place
+from sweeps.storage import Place, StorageError
 
 TRIALS, EPOCHS = "trials", "epochs"
 DONE, FAILED, DIVERGED = "TERMINATED", "ERROR", "DIVERGED"
@@ -255,10 +255,21 @@ def read_trials(run_dir: str | Place) -> pd.DataFrame:
 
 def finished_configs(run_dir: Place) -> set[int]:
     """The configurations with a trials row, and so never trained again; epochs files of a
-    trial whose trials file never landed (the driver died in between) are removed."""
-    trials = {os.path.basename(path) for path in (run_dir / TRIALS).parquet_files()}
+    trial whose trials file never landed (the driver died in between) are removed.
+    StorageError naming a trials file that cannot be read."""
+    done: set[int] = set()
+    names = set()
+    for path in (run_dir / TRIALS).parquet_files():
+        names.add(os.path.basename(path))
+        try:
+            table = pq.read_table(path, filesystem=run_dir.fs)
+        except (OSError, pa.ArrowException) as error:
+            reason = str(error).splitlines()[0].split(". ")[0].replace(path, "").strip(" :'")
+            raise StorageError(f"{path} is not a readable trials file ({reason})") from None
+        if "config_index" not in table.column_names:
+            raise StorageError(f"{path} has no config_index: written before sweeps could resume")
+        done.update(int(index) for index in table.column("config_index").drop_null().to_pylist())
     for path in (run_dir / EPOCHS).parquet_files():
-        if os.path.basename(path) not in trials:
+        if os.path.basename(path) not in names:
             run_dir.fs.delete_file(path)
-    frame = read_trials(run_dir)
-    return {int(index) for index in frame["config_index"].dropna()}
+    return done

@@ -143,8 +143,8 @@ def run_sweep(
     run_dir = new_run_dir(spec, results, run_id)
     check_address(address)
     with ray_session(address) as started:
-        _check_fits(spec, say)
         spec = _resolve_gpus(spec, embedded=address is None and started, say=say)
+        _check_fits(spec, say)
         plan = plan_run(spec, configs, _slots(spec))
         run_dir.mkdir()  # once Ray is up: a cluster that cannot be joined leaves nothing
         (run_dir / "spec.yaml").write_text(to_yaml(plan.spec))
@@ -212,8 +212,7 @@ def read_run(run_dir: Place) -> tuple[SweepSpec, dict[str, Any]]:
 
 
 def _check_fits(spec: SweepSpec, say: Say) -> None:
-    gpus = spec.resources.gpus
-    message = check_fits(spec.resources.cpus, 0.0 if gpus == "auto" else float(gpus))
+    message = check_fits(spec.resources.cpus, float(spec.resources.gpus))  # resolved
     if message:
         say(message)
 

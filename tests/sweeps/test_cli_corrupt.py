@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.analysis.test_load import truncate, write_run
@@ -53,3 +55,39 @@ def test_compare_names_the_corrupt_run(tmp_path: Path) -> None:
     truncate(bad / "trials" / "t_00000.parquet")
     completed = sweeps("compare", str(good), str(bad))
     assert_names(completed, f"trials/t_00000.parquet in {str(bad)!r}")
+
+
+def resumable_run(root: Path) -> Path:
+    """The hand-made run with the resolved spec a real run saves."""
+    from sweeps.spec import parse_spec, to_yaml
+
+    run_dir = write_run(root)
+    spec = parse_spec({"name": "sweep", "dataset": "digits", "grid": {"batch_size": [64, 32]},
+                       "resources": {"gpus": 0}, "max_bundle": 1}, "test")  # fmt: skip
+    (run_dir / "spec.yaml").write_text(to_yaml(spec))
+    for index, path in enumerate(sorted((run_dir / "trials").iterdir())):
+        table = pq.read_table(path)
+        pq.write_table(table.append_column("config_index", pa.array([index])), path)
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "says"),
+    [
+        ("spec.yaml", b"name: [unclosed\n", "not valid YAML"),
+        ("manifest.json", b'{"run_id": ', "not valid JSON"),
+        ("trials/t_00001.parquet", None, "not a readable trials file"),
+    ],
+)
+def test_resume_names_the_damaged_file(
+    tmp_path: Path, name: str, damage: bytes | None, says: str
+) -> None:
+    run_dir = resumable_run(tmp_path)
+    if damage is None:
+        truncate(run_dir / name)
+    else:
+        (run_dir / name).write_bytes(damage)
+    completed = sweeps("resume", str(run_dir))
+    assert_names(completed, name)
+    assert says in completed.stderr
+    assert not (run_dir / "tune").exists()  # nothing was started
