@@ -107,7 +107,11 @@ def _marks(result: Threshold, level: Level) -> str:
 
 def threshold_block(result: Threshold) -> Group:
     """The report's printed lines, then both answers side by side with the levels."""
-    parts: list[Any] = [Text(line) for line in result.lines()]
+    better = "higher" if result.mode == "max" else "lower"
+    parts: list[Any] = [
+        Text(f"Direction: {better} {result.metric} is better (mode {result.mode})", style="dim"),
+        *(Text(line) for line in result.lines()),
+    ]
     if result.has_repeats:
         noise = result.noise_aware
         verdict = (

@@ -6,6 +6,10 @@ answer is the batch size after it. With repeats (several seeds per batch size) w
 mean accuracy, and the noise-aware answer also counts a change as insignificant when it
 lies within the 95% interval of the difference of two means (Welch's t), i.e. inside the
 seed-to-seed noise, so a user sees when the single-run answer is noise.
+
+The rule knows the metric's direction: for a metric to minimise (a loss), the gain of a
+smaller batch is the drop, so "the first change <= threshold" reads "the first
+improvement <= threshold" whichever way is better. On accuracy that is the report's rule.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ import pandas as pd
 from analysis.load import RunDataError, require_numeric
 
 DEFAULT_THRESHOLD = 0.001
+
+
+def infer_mode(metric: str) -> str:
+    """ "min" for a loss or an error, else "max": a metric's direction when no spec says."""
+    return "min" if "loss" in metric or "error" in metric else "max"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Change:
 class Threshold:
     param: str
     metric: str
+    mode: str  # "max": higher is better; "min": lower is
     threshold: float
     levels: list[Level]  # large to small
     changes: list[Change]
@@ -86,8 +96,13 @@ def find_threshold(
     param: str = "batch_size",
     metric: str = "val_accuracy",
     threshold: float = DEFAULT_THRESHOLD,
+    mode: str | None = None,
 ) -> Threshold:
-    """Report A's threshold over any trials frame; see the module docstring."""
+    """Report A's threshold over any trials frame; see the module docstring. `mode` is the
+    metric's direction ("max" or "min"); None infers it from the name (infer_mode)."""
+    mode = mode or infer_mode(metric)
+    if mode not in ("max", "min"):
+        raise RunDataError(f"mode must be 'max' or 'min', got {mode!r}")
     require_numeric(trials, param, metric)
     usable = trials.dropna(subset=[param, metric])
     if usable.empty:
@@ -101,18 +116,20 @@ def find_threshold(
         Change(larger.value, smaller.value, float(diff), _noise(larger, smaller))
         for larger, smaller, diff in zip(levels, levels[1:], np.diff(means), strict=False)
     ]
-    first = next((i for i, c in enumerate(changes) if c.change <= threshold), None)
+    gains = [c.change if mode == "max" else -c.change for c in changes]
+    first = next((i for i, gain in enumerate(gains) if gain <= threshold), None)
     noisy = next(
         (
             i
-            for i, c in enumerate(changes)
-            if c.change <= threshold or (not math.isnan(c.noise) and c.change <= c.noise)
+            for i, (c, gain) in enumerate(zip(changes, gains, strict=True))
+            if gain <= threshold or (not math.isnan(c.noise) and gain <= c.noise)
         ),
         None,
     )
     return Threshold(
         param=param,
         metric=metric,
+        mode=mode,
         threshold=threshold,
         levels=levels,
         changes=changes,

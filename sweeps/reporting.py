@@ -122,7 +122,8 @@ def threshold(
     """
     _check_threshold(threshold)
     run = load_run(run_dir)
-    console.print(threshold_block(find_threshold(run.trials, param, metric, threshold)))
+    mode = run.spec.get("mode") if metric == run.spec.get("metric") else None
+    console.print(threshold_block(find_threshold(run.trials, param, metric, threshold, mode)))
 
 
 def _check_threshold(value: float) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -109,3 +110,28 @@ def test_bad_columns_name_the_problem() -> None:
         find_threshold(text_metric)
     with pytest.raises(RunDataError, match="no trial has both"):
         find_threshold(REPORT_A.assign(val_accuracy=np.nan))
+
+
+def test_a_loss_counts_its_drop_as_the_gain() -> None:
+    """A large drop in loss is an improvement, not an insignificant change."""
+    losses = pd.DataFrame({"batch_size": [512, 256, 128, 64],
+                           "val_loss": [0.30, 0.25, 0.20, 0.1995]})  # fmt: skip
+    result = find_threshold(losses, metric="val_loss")
+    assert result.mode == "min" and result.answer is not None
+    assert result.answer.value == 64  # the first drop of at most 0.001: 128 -> 64
+    as_if_higher_were_better = find_threshold(losses, metric="val_loss", mode="max")
+    assert as_if_higher_were_better.answer.value == 256  # what the direction-blind rule said
+
+
+def test_the_direction_is_printed_and_accuracy_keeps_the_reports_answer() -> None:
+    from rich.console import Console
+
+    from analysis.render import threshold_block
+
+    result = find_threshold(REPORT_A)
+    assert result.mode == "max" and result.answer.value == 32
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(threshold_block(result))
+    assert "Direction: higher val_accuracy is better (mode max)" in console.export_text()
+    with pytest.raises(RunDataError, match="mode must be 'max' or 'min', got 'up'"):
+        find_threshold(REPORT_A, mode="up")
