@@ -18,7 +18,8 @@ import time
 
 import ray
 
-from sweeps.runner import load_shared_dataset, read_trials, run_sweep
+from sweeps.results import read_trials
+from sweeps.runner import load_shared_dataset, run_sweep
 from sweeps.spec import load_spec, parse_spec
 from trainers import DataNotFoundError, train
 

@@ -62,7 +62,10 @@ class ResultsWriteError(OSError):
     """The results could no longer be written; what was written is whole."""
 
     def __init__(self, run_dir: Place, cause: OSError) -> None:
-        super().__init__(f"cannot write results to {run_dir.uri}: {cause}")
+        # pyarrow's text repeats itself ("[Errno 28] Error writing bytes ... [errno 28] No
+        # space left on device"): the errno says it once.
+        why = os.strerror(cause.errno) if cause.errno else str(cause)
+        super().__init__(f"cannot write results to {run_dir.uri}: {why}")
         self.run_dir = run_dir.uri
 
 
