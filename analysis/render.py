@@ -1,18 +1,21 @@
-"""Frames and results -> rich tables, Markdown or CSV; shared by the CLI and notebooks."""
+"""Frames and results -> rich tables, Markdown, CSV or JSON; shared by the CLI and notebooks."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import pandas as pd
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from analysis.threshold import Level, Threshold
 
-FORMATS = ("table", "markdown", "csv")
+FORMATS = ("table", "markdown", "csv", "json")
+UNBOUNDED = 1_000_000  # a width no table reaches: measures its natural width
 
 
 def cell(value: Any, column: str = "") -> str:
@@ -58,10 +61,30 @@ def rich_table(frame: pd.DataFrame, title: str = "", sources: list[str] | None =
                   caption_justify="left")  # fmt: skip
     for position, column in enumerate(shown.columns):
         numeric = position > 0 and pd.api.types.is_numeric_dtype(frame[column])
-        table.add_column(str(column), justify="right" if numeric else "left")
+        # Folded, a cell too wide for a narrow terminal keeps every digit ("…" would drop some).
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
     for row in shown.itertuples(index=False):
         table.add_row(*row)
     return table
+
+
+class Whole:
+    """A table printed without cutting a cell. Off a terminal (a pipe, a file) it keeps its
+    natural width past the console's: a program or a reader there needs each number and id on
+    one line, and nothing wraps the lines anyway. On a terminal it fits, its cells folding.
+    Print it with `crop=False`, or the console cuts the longer lines at its width."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not options.is_terminal:
+            natural = Measurement.get(console, options.update_width(UNBOUNDED), self.table)
+            options = options.update_width(max(options.max_width, natural.maximum))
+        yield from console.render(self.table, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.table)
 
 
 def markdown(frame: pd.DataFrame, sources: list[str] | None = None) -> str:
@@ -75,6 +98,30 @@ def markdown(frame: pd.DataFrame, sources: list[str] | None = None) -> str:
 
 def csv(frame: pd.DataFrame) -> str:
     return frame.map(lambda v: list(v) if isinstance(v, tuple) else v).to_csv(index=False)
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON holds it: numpy's as Python's, tuples and arrays as lists, NaN as null."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, tuple | list):
+        return [plain(item) for item in value]
+    if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a frame as JSON objects, column -> plain value."""
+    return [
+        {str(column): plain(value) for column, value in zip(frame.columns, row, strict=True)}
+        for row in frame.itertuples(index=False)
+    ]
+
+
+def json_text(document: dict[str, Any]) -> str:
+    # allow_nan=False: a NaN that slipped past plain() fails here, not in the reader's parser.
+    return json.dumps(document, indent=2, allow_nan=False, default=str)
 
 
 def threshold_frame(result: Threshold) -> pd.DataFrame:
@@ -127,5 +174,5 @@ def threshold_block(result: Threshold) -> Group:
     if result.dropped:
         parts.append(Text(f"{result.dropped} trial(s) without {result.metric} left out",
                           style="dim"))  # fmt: skip
-    parts.append(rich_table(threshold_frame(result)))
+    parts.append(Whole(rich_table(threshold_frame(result))))
     return Group(*parts)

@@ -260,13 +260,16 @@ def final_table(result: dict[str, Any]) -> Table:
 
 def _conclude(outcome: Any) -> None:
     """The summary table, the errors, where the results are; exit 1 unless all finished."""
+    from analysis.render import Whole
     from sweeps.progress import summary_table
     from sweeps.results import read_trials
 
     trials = read_trials(outcome.run_dir)
     if len(trials):
         sweep = outcome.spec
-        console.print(summary_table(trials, sweep.swept, sweep.metric, sweep.mode))
+        # Piped or in a log, at its full width: no id or number is cut.
+        summary = Whole(summary_table(trials, sweep.swept, sweep.metric, sweep.mode))
+        console.print(summary, crop=False)
     for _, row in trials[trials["status"].isin(["ERROR", "DIVERGED"])].iterrows():
         verb = "failed" if row["status"] == "ERROR" else "diverged"
         errors.print(f"trial {row['trial_id']} {verb}: {escape(str(row['error']))}",

@@ -5,20 +5,41 @@ Registered on the app by sweeps.cli; everything they compute lives in analysis/.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 
-from analysis import RunDataError, compare_table, find_threshold, load_run, report_table
-from analysis.render import FORMATS, csv, markdown, rich_table, threshold_block
+from analysis import (
+    Run,
+    RunDataError,
+    Threshold,
+    compare_table,
+    find_threshold,
+    load_run,
+    report_table,
+)
+from analysis.render import (
+    FORMATS,
+    Whole,
+    csv,
+    json_text,
+    markdown,
+    records,
+    rich_table,
+    threshold_block,
+    threshold_frame,
+)
 from analysis.threshold import DEFAULT_THRESHOLD
-from sweeps.options import console
+from sweeps.options import console, say
 
 RunArgument = Annotated[Path, typer.Argument(help="A run directory: <results>/<sweep>/<run id>.")]
-FormatOption = Annotated[str, typer.Option("--format", help="table, markdown or csv.")]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="table, markdown, csv or json (see above).")
+]
 
 
 class BadInput(ValueError):
@@ -33,11 +54,141 @@ def _format(value: str) -> str:
 
 def _emit(frame: pd.DataFrame, fmt: str, title: str = "", sources: list[str] | None = None):
     if fmt == "csv":
-        console.out(csv(frame), end="")
+        _data(csv(frame))
     elif fmt == "markdown":
-        console.out((f"### {title}\n\n" if title else "") + markdown(frame, sources))
+        _data((f"### {title}\n\n" if title else "") + markdown(frame, sources))
     else:
-        console.print(rich_table(frame, title, sources))
+        console.print(Whole(rich_table(frame, title, sources)), crop=False)
+
+
+def _data(text: str) -> None:
+    """Data on stdout as it is: no markup, highlighting, wrapping or cropping."""
+    console.out(text.rstrip("\n"), highlight=False)
+
+
+def _prose(text: str, fmt: str) -> None:
+    """A line for people: on stdout beside a table, on stderr beside data, which it would spoil."""
+    if fmt == "table":
+        console.print(text, highlight=False, soft_wrap=True)
+    else:
+        say(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Everything `sweeps report` shows, computed before any of it is written."""
+
+    run: Run
+    title: str
+    table: pd.DataFrame
+    sources: list[str]
+    threshold: Threshold | None  # when the sweep varies batch_size
+    best: pd.DataFrame  # the best trial's row; empty when no trial has the metric
+    metric: str
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.run.trials["status"].value_counts()
+        return {"sweep": self.run.name, "id": self.run.path.name, "path": str(self.run.path),
+                "trials": len(self.run.trials), "finished": int(counts.get("TERMINATED", 0)),
+                "failed": int(counts.get("ERROR", 0))}  # fmt: skip
+
+    def status(self) -> str:
+        s = self.summary()
+        return (f"{s['sweep']} run {s['id']}: {s['trials']} trials, {s['finished']} finished,"
+                f" {s['failed']} failed")  # fmt: skip
+
+    def tables(self) -> dict[str, tuple[str, pd.DataFrame, list[str]]]:
+        """Each table the report has, by its name in JSON: (heading, frame, sources)."""
+        tables = {"report": (self.title, self.table, self.sources)}
+        if self.threshold is not None:
+            heading = f"{self.threshold.param} threshold ({self.threshold.metric})"
+            tables["threshold"] = (heading, threshold_frame(self.threshold), [])
+        if not self.best.empty:
+            tables["best"] = ("best trial", self.best, [])
+        return tables
+
+    def notes(self) -> list[str]:
+        """The lines after the tables: the rule on each reference's figures, the best trial."""
+        lines = []
+        if self.threshold is not None:
+            lines += [f"the same rule on ref{index}'s figures: {answer}"
+                      for index, answer in _reference_thresholds(self.run.references)]  # fmt: skip
+        if not self.best.empty:
+            best = self.best.iloc[0]
+            config = "  ".join(f"{key}={best[key]}" for key in self.run.swept)
+            score = f"{self.metric} {best[self.metric]:.4f}"
+            lines.append(f"best: {best['trial_id']}  {config}  {score}")
+        return lines
+
+
+def build_report(run: Run) -> Report:
+    trials = run.trials
+    title, table, sources = report_table(trials, run.spec, run.swept)
+    threshold = find_threshold(trials) if "batch_size" in run.swept else None
+    metric = run.spec.get("metric", "val_accuracy")
+    best = _best_trial(trials, run.swept, metric, run.spec.get("mode", "max"))
+    return Report(run, title, table, sources, threshold, best, metric)
+
+
+def _best_trial(trials: pd.DataFrame, swept: list[str], metric: str, mode: str) -> pd.DataFrame:
+    """The best trial as one row: trial_id, the swept parameters, the metric."""
+    columns = ["trial_id", *swept, metric]
+    if metric not in trials.columns:
+        return pd.DataFrame(columns=columns)
+    scored = trials.dropna(subset=[metric])
+    if scored.empty:
+        return pd.DataFrame(columns=columns)
+    best = scored[metric].idxmax() if mode == "max" else scored[metric].idxmin()
+    return scored.loc[[best], columns].reset_index(drop=True)
+
+
+def _write_table(report: Report) -> None:
+    console.print(report.status(), highlight=False, soft_wrap=True)
+    _emit(report.table, "table", report.title, report.sources)
+    if report.threshold is not None:
+        console.print(threshold_block(report.threshold), crop=False)
+    for line in report.notes():
+        _prose(line, "table")
+
+
+def _write_markdown(report: Report) -> None:
+    say(report.status())
+    _data("\n".join(f"### {heading}\n\n{markdown(frame, sources)}"
+                    for heading, frame, sources in report.tables().values()))  # fmt: skip
+    _say_notes(report)
+
+
+def _write_csv(report: Report) -> None:
+    say(report.status())
+    _data(csv(report.table))
+    for index, source in enumerate(report.sources, 1):  # what markdown puts under the table
+        say(f"ref{index}: {source}")
+    others = [name for name in report.tables() if name != "report"]
+    if others:
+        # One CSV holds one table; a second would be read as more rows of the first.
+        say(f"{' and '.join(others)} table{'s' * (len(others) > 1)} not in csv:"
+            " use --format json or markdown")  # fmt: skip
+    _say_notes(report)
+
+
+def _write_json(report: Report) -> None:
+    say(report.status())
+    tables = {name: records(frame) for name, (_, frame, _) in report.tables().items()}
+    _data(json_text({"run": report.summary(), "title": report.title, "sources": report.sources,
+                     "tables": tables}))  # fmt: skip
+    _say_notes(report)
+
+
+def _say_notes(report: Report) -> None:
+    if report.threshold is not None:
+        for line in report.threshold.lines():
+            say(line)
+    for line in report.notes():
+        say(line)
+
+
+WRITERS = {"table": _write_table, "markdown": _write_markdown, "csv": _write_csv,
+           "json": _write_json}  # fmt: skip
 
 
 def report(
@@ -50,46 +201,35 @@ def report(
     The batch-size threshold appears when the sweep varies batch size; figures go to
     <run>/plots/.
 
+    Formats: table (the default) is for reading. With markdown, csv and json, stdout holds
+    only data, for a file or a program; the status line, the threshold's answer, the best
+    trial and where the plots went go to stderr.
+
+    markdown: every table, each under a ### heading.
+
+    json: one object: "run" (sweep, id, path, trials, finished, failed), "title" and
+    "sources" of the report table, and "tables": "report", "threshold" (when the sweep varies
+    batch size) and "best", each a list of rows as objects, a missing value as null.
+
+    csv: the report table only, its header the first line, since one CSV holds one table;
+    stderr names the tables left out, which json and markdown hold.
+
     Examples:
 
         sweeps report results/report-a-batch-size/20261122-004609-8bb2
 
         sweeps report RUN_DIR --format markdown --no-plots > report.md
+
+        sweeps report RUN_DIR --format json --no-plots | jq '.tables.threshold'
     """
     fmt = _format(fmt)
     run = load_run(run_dir)
-    trials = run.trials
-    counts = trials["status"].value_counts()
-    console.print(
-        f"{run.name} run {run.path.name}: {len(trials)} trials,"
-        f" {counts.get('TERMINATED', 0)} finished, {counts.get('ERROR', 0)} failed",
-        highlight=False, soft_wrap=True,
-    )  # fmt: skip
-    title, table, sources = report_table(trials, run.spec, run.swept)
-    _emit(table, fmt, title, sources)
-    if fmt != "csv" and "batch_size" in run.swept:
-        result = find_threshold(trials)
-        if fmt == "markdown":
-            console.out("```\n" + "\n".join(result.lines()) + "\n```")
-        else:
-            console.print(threshold_block(result))
-        for index, answer in _reference_thresholds(run.references):
-            console.print(f"the same rule on ref{index}'s figures: {answer}", highlight=False,
-                          soft_wrap=True)  # fmt: skip
-    metric, mode = run.spec.get("metric", "val_accuracy"), run.spec.get("mode", "max")
-    scored = trials.dropna(subset=[metric])
-    if len(scored) and fmt != "csv":
-        best = scored.loc[scored[metric].idxmax() if mode == "max" else scored[metric].idxmin()]
-        config = "  ".join(f"{key}={best[key]}" for key in run.swept)
-        console.print(f"best: {best['trial_id']}  {config}  {metric} {best[metric]:.4f}",
-                      highlight=False, soft_wrap=True)  # fmt: skip
+    WRITERS[fmt](build_report(run))
     if plots:
         from analysis.plots import write_plots
 
-        written = write_plots(trials, run.epochs, run.swept, run.path / "plots")
-        if fmt != "csv":
-            console.print(f"plots: {len(written)} PNG files in {run.path / 'plots'}",
-                          highlight=False, soft_wrap=True)  # fmt: skip
+        written = write_plots(run.trials, run.epochs, run.swept, run.path / "plots")
+        _prose(f"plots: {len(written)} PNG files in {run.path / 'plots'}", fmt)
 
 
 def _reference_thresholds(references: list[dict]) -> list[tuple[int, str]]:
@@ -123,7 +263,8 @@ def threshold(
     _check_threshold(threshold)
     run = load_run(run_dir)
     mode = run.spec.get("mode") if metric == run.spec.get("metric") else None
-    console.print(threshold_block(find_threshold(run.trials, param, metric, threshold, mode)))
+    result = find_threshold(run.trials, param, metric, threshold, mode)
+    console.print(threshold_block(result), crop=False)
 
 
 def _check_threshold(value: float) -> None:
@@ -142,6 +283,10 @@ def compare(
 ) -> None:
     """Two runs' configurations side by side: the metric in each, and b - a.
 
+    Formats: table, markdown, csv, or json: one object, "runs" ("a" and "b": sweep, id,
+    path), "metric", "title", and "tables": "compare", a list of rows as objects, a missing
+    value as null.
+
     Example:
 
         sweeps compare results/quickstart/RUN_1 results/quickstart/RUN_2
@@ -149,7 +294,17 @@ def compare(
     fmt = _format(fmt)
     first, second = load_run(run_a), load_run(run_b)
     table = compare_table(first.trials, second.trials, first.swept, metric)
-    _emit(table, fmt, f"{metric}: a = {first.path.name}, b = {second.path.name}")
+    title = f"{metric}: a = {first.path.name}, b = {second.path.name}"
+    if fmt == "json":
+        runs = {"a": _identity(first), "b": _identity(second)}
+        _data(json_text({"runs": runs, "metric": metric, "title": title,
+                         "tables": {"compare": records(table)}}))  # fmt: skip
+    else:
+        _emit(table, fmt, title)
+
+
+def _identity(run: Run) -> dict[str, str]:
+    return {"sweep": run.name, "id": run.path.name, "path": str(run.path)}
 
 
 ERRORS = (RunDataError, BadInput)

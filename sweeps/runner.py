@@ -146,8 +146,11 @@ def run_sweep(
     run_dir = new_run_dir(spec, results, run_id)
     check_address(address)
     with ray_session(address) as started:
-        spec = _resolve_gpus(spec, embedded=address is None and started, say=say)
+        notes: list[str] = []
+        spec = _resolve_gpus(spec, embedded=address is None and started, say=notes.append)
         _check_fits(spec, say)
+        for note in notes:  # only once the trials are known to fit: an error is one line
+            say(note)
         plan = plan_run(spec, configs, _slots(spec))
         run_dir.mkdir()  # once Ray is up: a cluster that cannot be joined leaves nothing
         (run_dir / "spec.yaml").write_text(to_yaml(plan.spec))

@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 64,
     "epochs": 20,
     "validation_split": 0.0,  # 0: validate on the test set (report A); 0.1: hold out 10% (B)
-    "seed": 0,  # weights, the held-out split and the batch order
+    "seed": 0,  # the initial weights and the batch order
     "shuffle": True,  # a fresh seeded permutation of the training split every epoch
     "device": "auto",  # auto: CUDA when visible, else CPU
     "threads": None,  # CPU threads; None: OMP_NUM_THREADS, else the CPUs we may use

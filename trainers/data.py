@@ -127,9 +127,12 @@ def make_splits(
 ) -> Splits:
     """Train/validation/test on `device`, pixels scaled to [0, 1] once.
 
-    validation_split == 0 validates on the test set (report A). Otherwise that fraction of
-    the training set is held out, chosen by a permutation seeded with `seed` (report B);
-    the training part has Keras' size, ceil(N * (1 - validation_split)).
+    validation_split == 0 validates on the test set (report A). Otherwise the split is
+    Keras' `fit(validation_split=...)`: the training images keep their file order, the first
+    ceil(N * (1 - validation_split)) of them train and the rest, the last fraction, are held
+    out (report B). Nothing is drawn at random, so `seed` does not change the split; it is
+    kept so that callers need not change (the weights and batch order take theirs in
+    `trainers.train`).
     """
     images = _to_device(dataset.train_images, dataset.pixel_max, device)
     labels = torch.from_numpy(np.array(dataset.train_labels)).to(device)
@@ -139,14 +142,12 @@ def make_splits(
     )
     if validation_split == 0:
         return Splits(train=Split(images, labels), validation=test, test=test)
-    count = len(labels)
-    train_count = math.ceil(count * (1 - validation_split))
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    train_index = order[:train_count].sort().values.to(device)
-    validation_index = order[train_count:].sort().values.to(device)
+    # Keras: split_at = int(math.ceil(num_samples * (1 - validation_split))), before shuffling.
+    split_at = math.ceil(len(labels) * (1 - validation_split))
     return Splits(
-        train=Split(images[train_index], labels[train_index]),
-        validation=Split(images[validation_index], labels[validation_index]),
+        # Views of the one tensor, both contiguous: together they are the training set.
+        train=Split(images[:split_at], labels[:split_at]),
+        validation=Split(images[split_at:], labels[split_at:]),
         test=test,
     )
 

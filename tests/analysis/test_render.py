@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
 from rich.console import Console
 
 from analysis import find_threshold
-from analysis.render import csv, markdown, rich_table, threshold_block
+from analysis.render import Whole, csv, json_text, markdown, records, rich_table, threshold_block
 
 
-def render(renderable: object, width: int = 80) -> str:
-    """The text a terminal of `width` columns shows, without trailing blanks."""
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
-    console.print(renderable)
+def render(renderable: object, width: int = 80, terminal: bool = False) -> str:
+    """The text a pipe (or a terminal) of `width` columns gets, without trailing blanks;
+    uncropped, as the CLI prints tables."""
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=terminal)
+    console.print(renderable, crop=False)
     return "\n".join(line.rstrip() for line in console.file.getvalue().splitlines()) + "\n"
 
 
@@ -70,3 +72,55 @@ def test_threshold_block_shows_both_answers_with_repeats() -> None:
         " insignificant): batch_size 16 with val_accuracy 0.9615"
     ) in text
     assert "report's rule, noise-aware" in text
+
+
+TRIALS = pd.DataFrame({
+    "trial_id": ["28653_00000", "28653_00001"],
+    "activation": ["relu", "leaky_relu"],
+    "batch_size": [1024, 8],
+    "lr": [0.001, 0.0001],
+    "status": ["done", "done"],
+    "val_accuracy": [0.91234, 0.9871],
+    "val_loss": [0.2468, 0.1357],
+    "train_time_s": [123.45, 1234.5],
+})  # fmt: skip
+
+
+def test_whole_table_through_a_pipe_keeps_every_digit_and_id_on_its_line() -> None:
+    assert render(Whole(rich_table(TRIALS)), width=80) == (
+        "┏━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━━━━━┳"
+        "━━━━━━━━━━━━━━┓\n"
+        "┃ trial_id    ┃ activation ┃ batch_size ┃     lr ┃ status ┃ val_accuracy ┃ val_loss ┃"
+        " train_time_s ┃\n"
+        "┡━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━━━━━╇"
+        "━━━━━━━━━━━━━━┩\n"
+        "│ 28653_00000 │ relu       │       1024 │ 0.0010 │ done   │       0.9123 │   0.2468 │"
+        "        123.5 │\n"
+        "│ 28653_00001 │ leaky_relu │          8 │ 0.0001 │ done   │       0.9871 │   0.1357 │"
+        "       1234.5 │\n"
+        "└─────────────┴────────────┴────────────┴────────┴────────┴──────────────┴──────────┴"
+        "──────────────┘\n"
+    )
+
+
+def test_a_narrow_terminal_folds_cells_rather_than_cut_them() -> None:
+    assert render(Whole(rich_table(TRIALS[["trial_id", "val_accuracy"]])), 20, terminal=True) == (
+        "┏━━━━━━━━━┳━━━━━━━━┓\n"
+        "┃ trial_i ┃ val_ac ┃\n"
+        "┃ d       ┃ curacy ┃\n"
+        "┡━━━━━━━━━╇━━━━━━━━┩\n"
+        "│ 28653_0 │ 0.9123 │\n"
+        "│ 0000    │        │\n"
+        "│ 28653_0 │ 0.9871 │\n"
+        "│ 0001    │        │\n"
+        "└─────────┴────────┘\n"
+    )
+
+
+def test_records_are_plain_json_with_nan_as_null() -> None:
+    frame = FRAME.assign(hidden=[(128, 64), (32,)], seed=np.array([1, 2], dtype="int64"))
+    rows = json.loads(json_text({"rows": records(frame)}))["rows"]
+    assert rows[1] == {"activation": "tanh", "runs": 1, "val_accuracy": 0.96,
+                       "val_accuracy_std": None, "params": 50890, "train_time_s": 11.0,
+                       "diff1": None, "hidden": [32], "seed": 2}  # fmt: skip
+    assert records(FRAME.iloc[:0]) == []

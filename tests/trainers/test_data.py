@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +53,42 @@ def test_report_a_validates_on_the_test_set(mnist) -> None:
     assert splits.train.images.min() == 0.0 and splits.train.images.max() == 1.0
 
 
-def test_report_b_holds_out_ten_percent_by_seed(mnist) -> None:
+def test_report_b_holds_out_the_last_ten_percent_as_keras(mnist) -> None:
+    splits = make_splits(mnist, 0.1, seed=3, device=CPU)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (54_000, 6_000, 10_000)
+    # Keras' validation_split: the last 10% of the training images in their file order,
+    # taken before any shuffling; the first 90% train, in their order too.
+    pixels = torch.from_numpy(mnist.train_images).float() / 255
+    labels = torch.from_numpy(mnist.train_labels)
+    assert torch.equal(splits.validation.images, pixels[54_000:])
+    assert torch.equal(splits.validation.labels, labels[54_000:])
+    assert torch.equal(splits.train.images, pixels[:54_000])
+    assert torch.equal(splits.train.labels, labels[:54_000])
+    assert torch.equal(splits.test.labels, torch.from_numpy(mnist.test_labels))
+
+
+def test_the_held_out_split_does_not_depend_on_the_seed(mnist) -> None:
     first = make_splits(mnist, 0.1, seed=3, device=CPU)
-    again = make_splits(mnist, 0.1, seed=3, device=CPU)
     other = make_splits(mnist, 0.1, seed=4, device=CPU)
-    assert (len(first.train), len(first.validation), len(first.test)) == (54_000, 6_000, 10_000)
-    assert torch.equal(first.validation.images, again.validation.images)
-    assert not torch.equal(first.validation.images, other.validation.images)
-    # Held-out and training images are disjoint and together are the whole training set.
-    all_labels = np.bincount(mnist.train_labels, minlength=10)
-    parts = np.bincount(first.train.labels.numpy(), minlength=10) + np.bincount(
-        first.validation.labels.numpy(), minlength=10
-    )
-    assert (parts == all_labels).all()
+    assert torch.equal(first.validation.images, other.validation.images)
+    assert torch.equal(first.train.labels, other.train.labels)
+
+
+@pytest.mark.parametrize(
+    ("validation_split", "held_out"),
+    [(0.1, 149), (0.2, 299), (0.25, 374), (0.5, 748), (0.999, 1_495)],
+)
+def test_digits_hold_out_the_last_fraction_by_keras_ceil_rule(
+    digits, validation_split: float, held_out: int
+) -> None:
+    splits = make_splits(digits, validation_split, seed=0, device=CPU)
+    count = len(digits.train_labels)  # 1,497
+    split_at = math.ceil(count * (1 - validation_split))  # Keras' split_at
+    assert (len(splits.train), len(splits.validation)) == (split_at, held_out)
+    assert split_at + held_out == count
+    pixels = torch.from_numpy(digits.train_images).float() / 16
+    labels = torch.from_numpy(digits.train_labels)
+    assert torch.equal(splits.validation.images, pixels[split_at:])
+    assert torch.equal(splits.validation.labels, labels[split_at:])
+    assert torch.equal(splits.train.images, pixels[:split_at])
+    assert torch.equal(splits.train.labels, labels[:split_at])

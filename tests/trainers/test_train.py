@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from trainers import train
@@ -53,6 +54,9 @@ def test_optimizers_losses_and_depths_learn(digits, overrides: dict, minimum: fl
 def test_held_out_validation_reports_test_metrics_apart(digits) -> None:
     result = train(digits_config(validation_split=0.1, epochs=3), digits)
     assert sum(map(sum, result["confusion"])) == 149  # 1,497 - ceil(0.9 * 1,497), as Keras
+    # Validated on the last 149 training images, as Keras: the confusion's rows are their labels.
+    rows = [sum(row) for row in result["confusion"]]
+    assert rows == np.bincount(digits.train_labels[-149:], minlength=10).tolist()
     assert result["test_loss"] != result["val_loss"]
 
 

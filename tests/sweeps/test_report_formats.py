@@ -1,0 +1,138 @@
+"""`sweeps report --format ...` run as a user runs it: stdout is data, pipes cut nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.analysis.test_load import write_run
+
+BATCH_SIZES = [1024, 512, 256, 128, 64, 32, 16, 8]
+SEEDS = [0, 1, 2]
+STATUS = "run-3: 24 trials, 24 finished, 0 failed"
+
+
+def accuracy(batch_size: int) -> float:
+    """Four decimals that a cut cell would lose: 0.9123 at 1024, rising as batches shrink."""
+    return round(0.9123 + 0.0111 * BATCH_SIZES.index(batch_size), 4)
+
+
+def write_wide_run(root: Path) -> Path:
+    """As tests/analysis/test_load.py's write_run, with Ray-like trial ids and enough batch
+    sizes and seeds that the report table is far wider than 80 columns."""
+    run_dir = root / "report-a-batch-size" / "run-3"
+    (run_dir / "trials").mkdir(parents=True)
+    (run_dir / "epochs").mkdir()
+    for index, (batch_size, seed) in enumerate(
+        (b, s) for b in BATCH_SIZES for s in SEEDS
+    ):  # fmt: skip
+        trial_id = f"28653_{index:05d}"
+        trial = {"run_id": "run-3", "trial_id": trial_id, "status": "TERMINATED",
+                 "batch_size": batch_size, "seed": seed,
+                 "val_accuracy": accuracy(batch_size) + (seed - 1) / 1000,
+                 "val_loss": 0.3, "train_time_s": 12.5}  # fmt: skip
+        epochs = [{"run_id": "run-3", "trial_id": trial_id, "epoch": 1, "val_loss": 0.5,
+                   "val_accuracy": 0.8}]  # fmt: skip
+        pq.write_table(pa.Table.from_pylist([trial]), run_dir / "trials" / f"{trial_id}.parquet")
+        pq.write_table(pa.Table.from_pylist(epochs), run_dir / "epochs" / f"{trial_id}.parquet")
+    spec = {"name": "report-a-batch-size", "grid": {"batch_size": BATCH_SIZES},
+            "repeats": len(SEEDS)}  # fmt: skip
+    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "run-3", "host": "h"}))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_wide_run(tmp_path_factory.mktemp("results"))
+
+
+def sweeps(*args: str) -> subprocess.CompletedProcess[str]:
+    """`sweeps ARGS` in a subprocess, stdout a pipe at 80 columns, as `... | cat` has it."""
+    env = {**os.environ, "COLUMNS": "80"}
+    for forced in ("FORCE_COLOR", "TTY_COMPATIBLE"):  # a pipe, whatever the runner sets
+        env.pop(forced, None)
+    done = subprocess.run([sys.executable, "-m", "sweeps", *args], capture_output=True,
+                          text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def report(run_dir: Path, fmt: str) -> subprocess.CompletedProcess[str]:
+    return sweeps("report", str(run_dir), "--format", fmt, "--no-plots")
+
+
+def test_csv_is_the_report_table_with_its_header_first(run_dir: Path) -> None:
+    done = report(run_dir, "csv")
+    table = pd.read_csv(io.StringIO(done.stdout))
+    assert list(table.columns) == ["batch_size", *map(str, BATCH_SIZES)]
+    assert table.iloc[0]["batch_size"] == "val_accuracy"
+    assert table.iloc[0]["1024"] == pytest.approx(0.9123)
+    assert list(table["batch_size"]) == ["val_accuracy", "val_accuracy_std"]
+    assert STATUS in done.stderr and "best: 28653_" in done.stderr
+    assert "threshold and best tables not in csv: use --format json or markdown" in done.stderr
+
+
+def test_json_holds_every_table(run_dir: Path) -> None:
+    done = report(run_dir, "json")
+    document = json.loads(done.stdout)
+    assert document["run"] == {"sweep": "report-a-batch-size", "id": "run-3",
+                               "path": str(run_dir), "trials": 24, "finished": 24,
+                               "failed": 0}  # fmt: skip
+    assert document["title"] == "val_accuracy by batch size" and document["sources"] == []
+    tables = document["tables"]
+    assert set(tables) == {"report", "threshold", "best"}
+    assert tables["report"][0]["batch_size"] == "val_accuracy"
+    assert tables["report"][0]["1024"] == pytest.approx(0.9123)
+    assert [row["batch_size"] for row in tables["threshold"]] == BATCH_SIZES
+    assert tables["threshold"][0]["change"] is None  # NaN: nothing larger to change from
+    assert tables["best"] == [{"trial_id": "28653_00023", "batch_size": 8, "seed": 2,
+                               "val_accuracy": pytest.approx(accuracy(8) + 0.001)}]  # fmt: skip
+    assert STATUS in done.stderr and "Change in accuracy from 512 to 1024" in done.stderr
+
+
+def test_markdown_is_every_table_and_no_status(run_dir: Path) -> None:
+    done = report(run_dir, "markdown")
+    headings = [line for line in done.stdout.splitlines() if line.startswith("### ")]
+    assert headings == ["### val_accuracy by batch size",
+                        "### batch_size threshold (val_accuracy)", "### best trial"]  # fmt: skip
+    assert done.stdout.startswith("### val_accuracy by batch size\n")
+    assert "| 28653_00023 | 8 | 2 |" in done.stdout
+    for prose in (STATUS, "best: ", "Change in accuracy", "Direction"):
+        assert prose not in done.stdout and (prose == "Direction" or prose in done.stderr)
+
+
+def test_table_through_a_pipe_at_80_columns_cuts_nothing(run_dir: Path) -> None:
+    out = report(run_dir, "table").stdout
+    assert "…" not in out
+    means = " │ ".join(f"{accuracy(batch_size):.4f}" for batch_size in BATCH_SIZES)
+    assert f"│ val_accuracy     │ {means} │\n" in out  # every column, on one line
+    assert "│ 1024       │    3 │       0.9123 │ 0.0010 │ 0.0025 │" in out  # the threshold table
+    assert f"{STATUS}\n" in out and "best: 28653_00023  batch_size=8  seed=2" in out
+    widest = max(len(line) for line in out.splitlines())
+    assert widest > 80  # a table's natural width, not the console's
+
+
+def test_compare_json_and_csv(tmp_path: Path) -> None:
+    first = write_run(tmp_path / "a")
+    done = sweeps("compare", str(first), str(first), "--format", "json")
+    document = json.loads(done.stdout)
+    assert document["runs"]["a"] == {"sweep": "sweep", "id": "run-2", "path": str(first)}
+    assert document["metric"] == "val_accuracy" and set(document["tables"]) == {"compare"}
+    assert document["tables"]["compare"][1] == {
+        "batch_size": 64, "runs_a": 1, "val_accuracy_a": 0.9, "val_accuracy_std_a": None,
+        "runs_b": 1, "val_accuracy_b": 0.9, "val_accuracy_std_b": None, "diff": 0.0,
+    }  # fmt: skip
+    done = sweeps("compare", str(first), str(first), "--format", "csv")
+    table = pd.read_csv(io.StringIO(done.stdout))
+    assert list(table["batch_size"]) == [32, 64]
