@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from analysis.render import rich_table
+from sweeps.plan import RunPlan
 
 _DONE, _FAILED = "TERMINATED", "ERROR"
 
@@ -23,8 +24,8 @@ _DONE, _FAILED = "TERMINATED", "ERROR"
 class LiveProgress(tune.Callback):
     """A Tune callback that redraws the sweep's state at most four times a second.
 
-    It counts configurations: a trial `{"group": i}` trains the configurations
-    `groups[i]` of `configs` and reports their metrics as `members` (sweeps.protocol).
+    It counts configurations: a trial `{"group": i}` trains `plan.members(i)` and
+    reports their metrics as `members` (sweeps.protocol).
     """
 
     def __init__(
@@ -32,12 +33,11 @@ class LiveProgress(tune.Callback):
         swept: list[str],
         metric: str,
         mode: str,
-        configs: list[dict[str, Any]],
-        groups: list[list[int]],
+        plan: RunPlan,
     ) -> None:
-        self.total = sum(len(group) for group in groups)
+        self.total = plan.pending
         self.swept, self.metric, self.mode = swept, metric, mode
-        self.configs, self.groups = configs, groups
+        self.plan = plan
         self._live: Live | None = None
         self._started = time.monotonic()
         self._drawn = 0.0
@@ -55,7 +55,7 @@ class LiveProgress(tune.Callback):
 
     def members(self, trial: Any) -> list[dict[str, Any]]:
         """The configurations a trial trains."""
-        return [self.configs[index] for index in self.groups[trial.config["group"]]]
+        return self.plan.members(trial.config["group"])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._done[trial.trial_id] = len(self.members(trial))

@@ -159,7 +159,7 @@ def run_sweep(
         say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
         _say_fused(plan, say)
         _fit(plan, run_dir, run_id, dataset, "run")
-        return _finish(plan.spec, run_dir, manifest)
+        return _finish(plan.spec, run_dir, manifest, len(configs))
 
 
 def resume_sweep(
@@ -187,7 +187,7 @@ def resume_sweep(
             _write_manifest(run_dir, manifest)
             _say_fused(plan, say)
             _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
-    return _finish(spec, run_dir, manifest)
+    return _finish(spec, run_dir, manifest, len(configs))
 
 
 def read_run(run_dir: Place) -> tuple[SweepSpec, dict[str, Any]]:
@@ -280,10 +280,9 @@ def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) ->
         raise ResultsWriteError(run_dir, results.failure)
 
 
-def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any]) -> RunOutcome:
+def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int) -> RunOutcome:
     trials = read_trials(run_dir)
     counts = {str(k): int(v) for k, v in trials["status"].value_counts().items()}
-    total = len(configurations(spec))
     manifest.update(finished_at=_now(), trials=total, counts=counts)
     try:
         _write_manifest(run_dir, manifest)

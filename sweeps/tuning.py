@@ -46,7 +46,7 @@ def make_tuner(
             grace_period=spec.grace_period,
             max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
         )
-    progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan.configs, plan.groups)
+    progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan)
     storage_path, storage_filesystem = tune_dir.for_tune()
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpus, "gpu": gpus}),
