@@ -58,9 +58,9 @@ def run_group(
         tune.report(encode(EPOCH, metrics))
 
     if len(members) > 1:
-        from trainers import train_fused
+        from trainers import train_members
 
-        final = train_fused(members, dataset, report)
+        final = train_members(members, dataset, report)
     else:
         final = [train(members[0], dataset, lambda metrics: report([metrics]))]
         if not isinstance(final[0], dict):

@@ -1,14 +1,14 @@
 """PyTorch trainers for the reports' experiments. Knows torch and torchvision, not Ray.
 
 A trainer is `train(config, dataset=None, report=None) -> final metrics`: a plain function
-of a config mapping that calls `report(metrics)` once per epoch. `train_fused(configs, ...)`
-trains several same-shape MLP configurations as one stacked model (trainers.fused).
+of a config mapping that calls `report(metrics)` once per epoch. `train_members(configs, ...)`
+trains several same-shape MLP configurations as one stacked model (trainers.fused), with
+the same loop.
 """
 
 from trainers.config import DEFAULTS, ConfigError, TrainConfig
 from trainers.data import DATA_DIR_ENV, DataNotFoundError, Dataset, load_dataset
-from trainers.fused import train_fused
-from trainers.train import check_config, train
+from trainers.train import check_config, train, train_members
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -20,5 +20,5 @@ __all__ = [
     "check_config",
     "load_dataset",
     "train",
-    "train_fused",
+    "train_members",
 ]

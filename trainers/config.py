@@ -29,6 +29,7 @@ LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "mse")
 LOSS_ALIASES = {"mean_squared_error": "mse", "cross_entropy": "categorical_crossentropy"}
 INITIALIZERS = ("glorot_uniform", "he_uniform")
 DEVICES = ("auto", "cpu", "cuda")
+GRAPHS = ("auto", "off")
 # Keras' default learning rates, used when `lr` is not given.
 DEFAULT_LR = {"sgd": 0.01, "adam": 0.001}
 
@@ -47,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,  # the initial weights and the batch order
     "shuffle": True,  # a fresh seeded permutation of the training split every epoch
     "device": "auto",  # auto: CUDA when visible, else CPU
+    "graphs": "auto",  # auto: capture the training steps as CUDA graphs on a GPU; off: eager
     "threads": None,  # CPU threads; None: OMP_NUM_THREADS, else the CPUs we may use
     "data_dir": None,  # None: SWEEPS_DATA_DIR, else ~/.cache/sweeps/data
     "download": True,  # fetch MNIST/Fashion-MNIST when absent (needs the internet)
@@ -73,6 +75,7 @@ class TrainConfig:
     seed: int
     shuffle: bool
     device: str
+    graphs: str
     threads: int | None
     data_dir: str | None
     download: bool
@@ -111,6 +114,7 @@ class TrainConfig:
             seed=_integer(merged, "seed", minimum=0),
             shuffle=_boolean(merged, "shuffle"),
             device=_choice(merged, "device", DEVICES),
+            graphs=_choice(merged, "graphs", GRAPHS),
             threads=threads,
             data_dir=None if merged["data_dir"] is None else str(merged["data_dir"]),
             download=_boolean(merged, "download"),

@@ -4,13 +4,14 @@ Written with torch's multi-tensor (`_foreach`) ops: one kernel launch per op for
 parameters, which matters when a step is launch-bound. Adam follows Keras' form, whose
 epsilon is added to sqrt(v) before the bias correction folded into the step size.
 
+A step never reads a tensor back to the host: Adam's step count is a tensor on the
+parameters' device, so the step can be captured in a CUDA graph (trainers.graphs).
+
 `lr` is a number, or (for stacked models, see trainers.fused) one tensor per parameter
 holding each model's learning rate shaped to broadcast against that parameter.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -25,6 +26,10 @@ class SGD:
         self.lr = lr
         if not isinstance(lr, float | int):
             self._negative_lr = [rate.neg().to(p.dtype) for rate, p in zip(lr, params, strict=True)]
+
+    def state(self) -> list[torch.Tensor]:
+        """The tensors a step changes besides the parameters: none."""
+        return []
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
@@ -47,36 +52,42 @@ class Adam:
         epsilon: float = 1e-7,
     ) -> None:
         self.params = params
-        self.lr = lr
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self.iterations = 0
+        device = params[0].device
+        # Double precision, as Keras computes the step size from Python floats.
+        self.iterations = torch.zeros((), dtype=torch.float64, device=device)
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
-        if not isinstance(lr, float | int):
-            # Double precision, as the scalar form's step size is computed in Python.
+        self._lr64: torch.Tensor | list[torch.Tensor]
+        if isinstance(lr, float | int):
+            self._lr64 = torch.tensor(float(lr), dtype=torch.float64, device=device)
+        else:
             self._lr64 = [rate.double() for rate in lr]
+
+    def state(self) -> list[torch.Tensor]:
+        """The tensors a step changes besides the parameters."""
+        return [self.iterations, *self.m, *self.v]
 
     @torch.no_grad()
     def step(self, grads: list[torch.Tensor]) -> None:
-        self.iterations += 1
+        self.iterations.add_(1)
         t = self.iterations
-        correction = math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        correction = torch.sqrt(1 - torch.pow(self.beta_2, t)) / (1 - torch.pow(self.beta_1, t))
         torch._foreach_lerp_(self.m, grads, 1 - self.beta_1)
         torch._foreach_mul_(self.v, self.beta_2)
         torch._foreach_addcmul_(self.v, grads, grads, value=1 - self.beta_2)
         denominator = torch._foreach_sqrt(self.v)
         torch._foreach_add_(denominator, self.epsilon)
-        if isinstance(self.lr, float | int):
-            torch._foreach_addcdiv_(self.params, self.m, denominator, value=-self.lr * correction)
-            return
-        # p + (step * m) / denominator, the scalar form's order of operations.
-        steps = [
-            rate.mul(-correction).to(p.dtype)
-            for rate, p in zip(self._lr64, self.params, strict=True)
-        ]
-        torch._foreach_addcdiv_(self.params, torch._foreach_mul(self.m, steps), denominator)
+        # p + (step * m) / denominator, the step size rounded once to the parameters' type.
+        dtype = self.params[0].dtype
+        if isinstance(self._lr64, torch.Tensor):
+            scaled = torch._foreach_mul(self.m, self._lr64.mul(correction).neg_().to(dtype))
+        else:
+            steps = [rate.mul(correction).neg_().to(dtype) for rate in self._lr64]
+            scaled = torch._foreach_mul(self.m, steps)
+        torch._foreach_addcdiv_(self.params, scaled, denominator)
 
 
 def make_optimizer(name: str, params: list[torch.Tensor], lr: LearningRate) -> SGD | Adam:

@@ -1,10 +1,15 @@
-"""`train(config, dataset, report)`: one model, Keras' fit() semantics, reported per epoch.
+"""The training loop: K >= 1 configurations trained together, Keras' fit() semantics.
 
-The whole training split lives on the device as one float tensor. Each epoch gathers it
-once into a seeded permutation, so a batch is a contiguous slice (no DataLoader, no copy
-per step), and the step writes its logits into an epoch-long buffer: the training loss
-and accuracy, Keras' running means over the epoch's batches, are computed from that
-buffer once per epoch, so the step loop never waits on the device.
+`train(config)` trains one model; `train_members(configs)` trains a bundle, K same-shape
+MLPs stacked into one model (trainers.fused), each member exactly as it would train
+alone. Both are this one loop over `Members` (trainers.step): K = 1 is the ordinary trial.
+
+The whole training split lives on the device as one float tensor. Each epoch takes a
+seeded permutation per batch order (one, or one per member when their seeds differ); the
+step writes its logits into an epoch-long buffer, and the training loss and accuracy,
+Keras' running means over the epoch's batches, are computed from that buffer once per
+epoch, so the step loop never waits on the device. On CUDA the epoch's steps run as
+captured graphs (trainers.graphs) unless the config says `graphs: off`.
 """
 
 from __future__ import annotations
@@ -18,16 +23,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from trainers.config import ConfigError, TrainConfig
 from trainers.data import NUM_CLASSES, Dataset, Split, Splits, load_dataset, make_splits
+from trainers.fused import FusedMLP, check_fusable
+from trainers.graphs import GraphedEpoch, capture_epoch
 from trainers.losses import per_sample_loss
-from trainers.models import Model, build_model, parameter_count
+from trainers.models import MLP, build_model, parameter_count
 from trainers.optim import make_optimizer
+from trainers.step import Members, PickedEpoch, Single, SlicedEpoch, Step
 
 Report = Callable[[dict[str, Any]], None]
+MembersReport = Callable[[list[dict[str, Any]]], None]
 EVAL_CHUNK = 2048  # rows per forward pass when evaluating: bounds CNN activation memory
+# None: batches picked on the device only where they must be (CUDA, or members with
+# batch orders of their own); True: always, which lets the CPU tests run the graph-safe
+# step.
+PICK_ON_DEVICE: bool | None = None
 
 
 def train(
@@ -40,44 +52,126 @@ def train(
     `loss`, `accuracy`, `val_loss`, `val_accuracy` and `epoch_time_s`. Bad config raises
     ConfigError before any work.
     """
-    (cfg,), dataset = checked_configs([config], dataset)
-    device, splits, weights_seed, order_generator = prepare(cfg, dataset)
-    model = build_model(
-        cfg.model,
-        dataset.image_shape,
-        cfg.hidden,
-        cfg.activation,
-        cfg.kernel_initializer,
-        torch.Generator().manual_seed(weights_seed),
-        device,
-    )
-    optimizer = make_optimizer(cfg.optimizer, model.params, cfg.lr)
+    each = None if report is None else (lambda metrics: report(metrics[0]))
+    return train_members([config], dataset, each)[0]
 
-    epoch_order = EpochOrder(splits.train)
+
+def train_members(
+    configs: Sequence[Mapping[str, Any]],
+    dataset: Dataset | None = None,
+    report: MembersReport | None = None,
+) -> list[dict[str, Any]]:
+    """Train `configs` together; each one's final metrics, in their order.
+
+    More than one must be MLPs agreeing on every key but trainers.fused.FUSABLE_KEYS
+    (ConfigError names the first key they do not). `report` is called after every epoch
+    with the list of each configuration's epoch metrics (what `train` reports for one).
+    """
+    if not configs:
+        raise ConfigError("a bundle needs at least one configuration")
+    cfgs, dataset = checked_configs(configs, dataset)
+    if len(cfgs) > 1:
+        check_fusable(cfgs)
+    shared = cfgs[0]
+    device = resolve_device(shared.device)
+    torch.set_num_threads(resolve_threads(shared.threads))
+    splits = make_splits(dataset, shared.validation_split, shared.seed, device)
+    # Members sorted so that shared activations and losses form runs: fewer kernels.
+    order = sorted(range(len(cfgs)), key=lambda i: (cfgs[i].activation, cfgs[i].loss))
+    members = [cfgs[i] for i in order]
+    own_orders = shared.shuffle and len({c.seed for c in members}) > 1
+    model = build_members(members, dataset, device, shared_input=not own_orders)
+    losses = [c.loss for c in members]
+    lr: Any = shared.lr if len(members) == 1 else model.learning_rates([c.lr for c in members])
+    step = Step(model, make_optimizer(shared.optimizer, model.params, lr))
+    orders = BatchOrders(members if own_orders else members[:1], len(splits.train))
+    epoch = make_epoch(model, splits.train, shared.batch_size, len(orders), device)
+    runner: SlicedEpoch | PickedEpoch | GraphedEpoch = epoch
+
+    def in_given_order(per_member: list[Any]) -> list[Any]:
+        return [per_member[order.index(i)] for i in range(len(order))]
 
     started = time.perf_counter()
-    metrics: dict[str, Any] = {}
+    metrics: list[dict[str, Any]] = []
     predictions = torch.empty(0, dtype=torch.long)
-    for epoch in range(1, cfg.epochs + 1):
+    for number in range(1, shared.epochs + 1):
         epoch_started = time.perf_counter()
-        images, labels = epoch_order(shuffled_order(cfg, order_generator, len(splits.train)))
-        loss, accuracy = train_epoch(
-            model, optimizer.step, images, labels, cfg.batch_size, cfg.loss
-        )
-        val_loss, val_accuracy, predictions = evaluate(model, splits.validation, cfg.loss)
-        values = torch.stack([loss, accuracy, val_loss, val_accuracy]).tolist()  # one sync
-        metrics = epoch_metrics(epoch, values, time.perf_counter() - epoch_started)
+        labels = epoch.start(orders.next() if shared.shuffle else None)
+        if number == 1 and isinstance(epoch, PickedEpoch) and wants_graphs(shared, device):
+            runner = capture_epoch(epoch, step) or epoch
+        runner.run(step)
+        trained = losses_and_accuracies(epoch.logits, labels, losses)
+        validation_logits = forward(model, splits.validation)
+        validated = losses_and_accuracies(validation_logits, splits.validation.labels, losses)
+        rows = torch.cat([trained, validated], 1).tolist()  # one sync
+        epoch_time_s = time.perf_counter() - epoch_started
+        metrics = [epoch_metrics(number, row, epoch_time_s) for row in rows]
+        predictions = validation_logits.argmax(2)
         if report is not None:
-            report(metrics)
+            report(in_given_order(metrics))
     train_time_s = time.perf_counter() - started
 
-    if splits.test is splits.validation:
-        test = None
-    else:
-        test = tuple(float(v) for v in evaluate(model, splits.test, cfg.loss)[:2])
-    return final_metrics(
-        metrics, test, predictions, splits, train_time_s, cfg.epochs, parameter_count(model), device
-    )
+    tests: list[Any] = [None] * len(members)
+    if splits.test is not splits.validation:
+        values = losses_and_accuracies(forward(model, splits.test), splits.test.labels, losses)
+        tests = [tuple(pair) for pair in values.tolist()]
+    params = parameter_count(model) // len(members)
+    finals = [
+        final_metrics(metrics[k], tests[k], predictions[k], splits, train_time_s, shared.epochs,
+                      params, device)
+        for k in range(len(members))
+    ]  # fmt: skip
+    return in_given_order(finals)
+
+
+def build_members(
+    cfgs: Sequence[TrainConfig], dataset: Dataset, device: torch.device, shared_input: bool
+) -> Members:
+    """The members' models with each one's initial weights: one model alone, else the
+    MLPs stacked."""
+    generators = [torch.Generator().manual_seed(_seeds(c.seed)[0]) for c in cfgs]
+    if len(cfgs) == 1:
+        cfg = cfgs[0]
+        model = build_model(cfg.model, dataset.image_shape, cfg.hidden, cfg.activation,
+                            cfg.kernel_initializer, generators[0], device)  # fmt: skip
+        return Single(model, cfg.loss)
+    in_features = dataset.image_shape[0] * dataset.image_shape[1]
+    mlps = [
+        MLP(in_features, c.hidden, c.activation, c.kernel_initializer, generator, device)
+        for c, generator in zip(cfgs, generators, strict=True)
+    ]
+    return FusedMLP(mlps, [c.loss for c in cfgs], shared_input)
+
+
+def make_epoch(
+    model: Members, split: Split, batch_size: int, orders: int, device: torch.device
+) -> SlicedEpoch | PickedEpoch:
+    """How an epoch feeds the step: picked on the device where graphs may capture it or
+    members read batches of their own, else as slices (cheaper on the CPU)."""
+    if PICK_ON_DEVICE or (PICK_ON_DEVICE is None and (device.type == "cuda" or orders > 1)):
+        return PickedEpoch(model, split, batch_size, orders)
+    return SlicedEpoch(model, split, batch_size)
+
+
+def wants_graphs(cfg: TrainConfig, device: torch.device) -> bool:
+    """`graphs: auto` captures the steps on CUDA; nothing is captured on the CPU."""
+    return cfg.graphs == "auto" and device.type == "cuda"
+
+
+class BatchOrders:
+    """Each epoch's permutations of the training split, one per generator: from each
+    member's seed, drawn on the CPU so that every device sees the same batches."""
+
+    def __init__(self, cfgs: Sequence[TrainConfig], count: int) -> None:
+        self.generators = [torch.Generator().manual_seed(_seeds(c.seed)[1]) for c in cfgs]
+        self.count = count
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def next(self) -> torch.Tensor:
+        """The next epoch's orders, (orders, N)."""
+        return torch.stack([torch.randperm(self.count, generator=g) for g in self.generators])
 
 
 def checked_configs(
@@ -89,23 +183,6 @@ def checked_configs(
         first = TrainConfig.from_dict(configs[0])
         dataset = load_dataset(first.dataset, first.data_dir, first.download)
     return [check_config(config, dataset) for config in configs], dataset
-
-
-def prepare(
-    cfg: TrainConfig, dataset: Dataset
-) -> tuple[torch.device, Splits, int, torch.Generator]:
-    """The device (with this process's CPU threads set), the splits on it, the seed of the
-    initial weights and the generator of the batch order."""
-    device = resolve_device(cfg.device)
-    torch.set_num_threads(resolve_threads(cfg.threads))
-    weights_seed, order_seed = _seeds(cfg.seed)
-    splits = make_splits(dataset, cfg.validation_split, cfg.seed, device)
-    return device, splits, weights_seed, torch.Generator().manual_seed(order_seed)
-
-
-def shuffled_order(cfg: TrainConfig, generator: torch.Generator, count: int) -> torch.Tensor | None:
-    """The next epoch's permutation of the training split, None when not shuffling."""
-    return torch.randperm(count, generator=generator) if cfg.shuffle else None
 
 
 def epoch_metrics(epoch: int, values: list[float], epoch_time_s: float) -> dict[str, Any]:
@@ -177,67 +254,27 @@ def check_config(config: Mapping[str, Any], dataset: Dataset) -> TrainConfig:
     return cfg
 
 
-class EpochOrder:
-    """A split gathered into each epoch's order, into buffers kept from epoch to epoch:
-    a fresh epoch-sized tensor would cost its page faults every epoch, for MNIST on the
-    CPU three times the gather itself."""
-
-    def __init__(self, split: Split) -> None:
-        self.split = split
-        self._images = torch.empty(0)
-        self._labels = torch.empty(0, dtype=torch.long)
-
-    def __call__(self, order: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, labels) in `order`; the split as it is when `order` is None."""
-        images, labels = self.split.images, self.split.labels
-        if order is None:
-            return images, labels
-        if self._images.shape != images.shape:
-            self._images, self._labels = torch.empty_like(images), torch.empty_like(labels)
-        order = order.to(images.device)
-        torch.index_select(images, 0, order, out=self._images)
-        torch.index_select(labels, 0, order, out=self._labels)
-        return self._images, self._labels
-
-
-def train_epoch(
-    model: Model,
-    step: Callable[[list[torch.Tensor]], None],
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    batch_size: int,
-    loss: str,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over `images` in their order; the epoch's mean loss and accuracy (on
-    device)."""
-    x = model.inputs(images)
-    one_hot = F.one_hot(labels, NUM_CLASSES).to(x.dtype)
-    logits = torch.empty(len(labels), NUM_CLASSES, device=x.device)
-    # The batches' views made in one call each: Python-level slicing costs a microsecond
-    # or two a step.
-    batches = zip(x.split(batch_size), one_hot.split(batch_size), logits.split(batch_size),
-                  strict=True)  # fmt: skip
-    for x_batch, one_hot_batch, logits_batch in batches:
-        step(model.gradients(x_batch, one_hot_batch, logits_batch, loss))
-    return _loss_and_accuracy(logits, labels, loss)
-
-
-def evaluate(
-    model: Model, split: Split, loss: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean loss, accuracy and the predicted classes on `split`, left on the device."""
+def forward(model: Members, split: Split) -> torch.Tensor:
+    """Every member's logits on `split`, (K, N, classes), in a few large launches."""
     x = model.inputs(split.images)
-    logits = torch.cat([model.forward(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
-    return (*_loss_and_accuracy(logits, split.labels, loss), logits.argmax(1))
+    return torch.cat(
+        [model.forward(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)], 1
+    )
 
 
-def _loss_and_accuracy(
-    logits: torch.Tensor, labels: torch.Tensor, loss: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+def losses_and_accuracies(
+    logits: torch.Tensor, labels: torch.Tensor, losses: Sequence[str]
+) -> torch.Tensor:
+    """Each member's mean loss and accuracy, (K, 2), left on the device. `labels` is (N,)
+    or (1 | K, N): one order for all members or each member's own."""
+    labels = labels.view(-1, labels.shape[-1])
     with torch.no_grad():
-        mean_loss = per_sample_loss(loss, logits, labels).mean()
-        accuracy = (logits.argmax(1) == labels).float().mean()
-    return mean_loss, accuracy
+        values = []
+        for k, loss in enumerate(losses):
+            member_labels = labels[k if len(labels) > 1 else 0]
+            values.append(per_sample_loss(loss, logits[k], member_labels).mean())
+        accuracies = (logits.argmax(2) == labels).float().mean(1)
+    return torch.stack([torch.stack(values), accuracies], 1)
 
 
 def resolve_device(name: str) -> torch.device:
