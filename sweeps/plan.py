@@ -6,9 +6,12 @@ parameters are drawn here, seeded by the spec, so the same spec always gives the
 
 Each Tune trial trains one group of K >= 1 configurations. Configurations fuse into one
 group when `trainers.fused.fusion_key` says they can (MLPs agreeing on everything but
-activation, lr, loss and initializer, the seed included, so they see the same batches);
-a group is at most `max_bundle` large. On the CPU fusion pays only from batch 32 up
-(BENCHMARKS.md), so smaller batches run unfused there.
+activation, lr, loss, initializer and seed, so `repeats` fuse too); a group is at most
+`max_bundle` large. `max_bundle: auto` on the CPU splits the fusable configurations over
+the trial slots, at most `MAX_BUNDLE` a group, and leaves batches below `CPU_MIN_BATCH`
+unfused (BENCHMARKS.md). On a GPU one process should own the device rather than several
+time-slicing it, so a group takes every fusable configuration that fits
+`GPU_BUNDLE_BYTES`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from typing import Any
 
 from sweeps.spec import DEFAULT_TRAINER, Sampled, SweepSpec
 
-MAX_BUNDLE = 8  # the largest group `max_bundle: auto` makes
-CPU_MIN_BATCH = 32  # below this a fused CPU step is no faster than K separate ones
+MAX_BUNDLE = 8  # the largest group `max_bundle: auto` makes on the CPU
+CPU_MIN_BATCH = 32  # below this a fused CPU step is no faster than K separate ones (Xeon)
+GPU_BUNDLE_BYTES = 2 * 2**30  # the training state of one GPU group, at most (estimated)
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # the largest splits we train on (MNIST)
 
 Config = dict[str, Any]
 
@@ -93,10 +98,30 @@ def plan_run(spec: SweepSpec, configs: list[Config], slots: int) -> RunPlan:
     if spec.max_bundle == "auto":
         size = 1
         if fusable_spec(spec):
-            largest = max(map(len, _fusable_sets(spec, configs, range(len(configs)))), default=1)
-            size = max(1, min(MAX_BUNDLE, math.ceil(largest / max(slots, 1))))
+            sets = _fusable_sets(spec, configs, range(len(configs)))
+            largest = max(sets, key=len, default=[0])
+            if float(spec.resources.gpus) > 0:
+                fits = GPU_BUNDLE_BYTES // member_bytes(configs[largest[0]])
+                size = max(1, min(len(largest), fits))
+            else:
+                size = max(1, min(MAX_BUNDLE, math.ceil(len(largest) / max(slots, 1))))
         spec = spec.model_copy(update={"max_bundle": size})
     return RunPlan(spec, configs, group_configs(spec, configs, range(len(configs))))
+
+
+def member_bytes(config: Config) -> int:
+    """What one member of a fused MLP group holds on its device, estimated from above:
+    weights, gradients and Adam's two moments; the epoch's and the evaluation's logits; a
+    batch's activations both ways (its own input included) and an evaluation chunk's."""
+    from trainers import TrainConfig
+    from trainers.train import EVAL_CHUNK
+
+    cfg = TrainConfig.from_dict(config)
+    widths = [28 * 28, *cfg.hidden, 10]  # 28 x 28: the largest images we train on
+    params = sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
+    logits = (TRAIN_IMAGES + TEST_IMAGES) * 10
+    activations = 2 * cfg.batch_size * sum(widths) + EVAL_CHUNK * sum(widths[1:])
+    return 4 * (4 * params + logits + activations)  # float32
 
 
 def group_configs(

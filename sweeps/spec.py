@@ -128,6 +128,10 @@ class Reference(_Strict):
 
     source: str
     note: str = ""
+    # The dataset and base config the figures were measured with: those of the spec the
+    # reference is written in, unless given. A run that overrides them (`--epochs 1`)
+    # keeps them here, and `sweeps report` marks the reference.
+    settings: dict[str, Any] | None = None
     rows: Annotated[list[dict[str, Any]], Field(min_length=1)]
 
 
@@ -148,14 +152,33 @@ class SweepSpec(_Strict):
     mode: Literal["max", "min"] = "max"
     grace_period: Annotated[int, Field(ge=1)] = 1
     max_failures: Annotated[int, Field(ge=0)] = 0
-    # auto: configurations that differ only in activation, lr, loss or initializer train
-    # as one fused model per trial (sweeps.fusion); off: one trial per configuration.
+    # auto: configurations that differ only in activation, lr, loss, initializer or seed
+    # train as one fused model per trial (sweeps.plan); off: one trial per configuration.
     fuse: Literal["auto", "off"] = "auto"
-    # Configurations per fused trial, at most; auto: enough bundles to keep every trial
-    # slot busy, at most 8. A run saves the number it used.
+    # Configurations per fused trial, at most; auto: on the CPU enough bundles to keep
+    # every trial slot busy, at most 8; on a GPU as many as fit sweeps.plan's memory bound
+    # (one process per GPU beats several time-slicing it). A run saves the number it used.
     max_bundle: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     results: str = "results"
     reference: list[Reference] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_settings(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("reference"), list):
+            return data
+        base = data.get("base") or {}
+        if not isinstance(base, Mapping):
+            return data  # the field's own check says why
+        dataset = data.get("dataset", cls.model_fields["dataset"].default)
+        settings = {**({"dataset": dataset} if dataset is not None else {}), **base}
+        filled = [
+            {**ref, "settings": dict(settings)}
+            if isinstance(ref, Mapping) and ref.get("settings") is None
+            else ref
+            for ref in data["reference"]
+        ]
+        return {**data, "reference": filled}
 
     @field_validator("fuse", mode="before")
     @classmethod

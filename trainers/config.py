@@ -96,6 +96,8 @@ class TrainConfig:
         split = _number(merged, "validation_split")
         if not 0.0 <= split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1), got {split!r}")
+        if isinstance(merged["graphs"], bool):  # YAML 1.1 reads a bare `off` as false
+            merged["graphs"] = "auto" if merged["graphs"] else "off"
         threads = merged["threads"]
         if threads is not None:
             threads = _integer(merged, "threads", minimum=1)

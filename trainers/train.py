@@ -79,14 +79,8 @@ def train_members(
     # Members sorted so that shared activations and losses form runs: fewer kernels.
     order = sorted(range(len(cfgs)), key=lambda i: (cfgs[i].activation, cfgs[i].loss))
     members = [cfgs[i] for i in order]
-    own_orders = shared.shuffle and len({c.seed for c in members}) > 1
-    model = build_members(members, dataset, device, shared_input=not own_orders)
-    losses = [c.loss for c in members]
-    lr: Any = shared.lr if len(members) == 1 else model.learning_rates([c.lr for c in members])
-    step = Step(model, make_optimizer(shared.optimizer, model.params, lr))
-    orders = BatchOrders(members if own_orders else members[:1], len(splits.train))
-    epoch = make_epoch(model, splits.train, shared.batch_size, len(orders), device)
-    runner: SlicedEpoch | PickedEpoch | GraphedEpoch = epoch
+    training = Training(members, dataset.image_shape, splits.train, device)
+    model, losses = training.model, training.losses
 
     def in_given_order(per_member: list[Any]) -> list[Any]:
         return [per_member[order.index(i)] for i in range(len(order))]
@@ -96,11 +90,7 @@ def train_members(
     predictions = torch.empty(0, dtype=torch.long)
     for number in range(1, shared.epochs + 1):
         epoch_started = time.perf_counter()
-        labels = epoch.start(orders.next() if shared.shuffle else None)
-        if number == 1 and isinstance(epoch, PickedEpoch) and wants_graphs(shared, device):
-            runner = capture_epoch(epoch, step) or epoch
-        runner.run(step)
-        trained = losses_and_accuracies(epoch.logits, labels, losses)
+        trained = training.train_epoch()
         validation_logits = forward(model, splits.validation)
         validated = losses_and_accuracies(validation_logits, splits.validation.labels, losses)
         rows = torch.cat([trained, validated], 1).tolist()  # one sync
@@ -124,22 +114,60 @@ def train_members(
     return in_given_order(finals)
 
 
+class Training:
+    """The members of one run, their step and the epochs that feed it: what the loop
+    drives (and bench/ times). `members` share everything but trainers.fused.FUSABLE_KEYS."""
+
+    def __init__(
+        self,
+        members: Sequence[TrainConfig],
+        image_shape: tuple[int, int],
+        split: Split,
+        device: torch.device,
+    ) -> None:
+        shared = members[0]
+        own_orders = shared.shuffle and len({c.seed for c in members}) > 1
+        model = build_members(members, image_shape, device, shared_input=not own_orders)
+        lr: Any = shared.lr if len(members) == 1 else model.learning_rates([c.lr for c in members])
+        self.model = model
+        self.losses = [c.loss for c in members]
+        self.step = Step(model, make_optimizer(shared.optimizer, model.params, lr))
+        self.orders = BatchOrders(members if own_orders else members[:1], len(split))
+        self.shuffle = shared.shuffle
+        self.epoch = make_epoch(model, split, shared.batch_size, len(self.orders), device)
+        self.runner: SlicedEpoch | PickedEpoch | GraphedEpoch = self.epoch
+        self._capture = isinstance(self.epoch, PickedEpoch) and wants_graphs(shared, device)
+
+    def train_epoch(self) -> torch.Tensor:
+        """One epoch; each member's mean loss and accuracy over it, (K, 2) on the device.
+        The first one captures the steps as CUDA graphs where the config wants them."""
+        labels = self.epoch.start(self.orders.next() if self.shuffle else None)
+        if self._capture and isinstance(self.epoch, PickedEpoch):
+            self._capture = False
+            self.runner = capture_epoch(self.epoch, self.step) or self.epoch
+        self.runner.run(self.step)
+        return losses_and_accuracies(self.epoch.logits, labels, self.losses)
+
+
 def build_members(
-    cfgs: Sequence[TrainConfig], dataset: Dataset, device: torch.device, shared_input: bool
+    cfgs: Sequence[TrainConfig],
+    image_shape: tuple[int, int],
+    device: torch.device,
+    shared_input: bool,
 ) -> Members:
     """The members' models with each one's initial weights: one model alone, else the
     MLPs stacked."""
     generators = [torch.Generator().manual_seed(_seeds(c.seed)[0]) for c in cfgs]
     if len(cfgs) == 1:
         cfg = cfgs[0]
-        model = build_model(cfg.model, dataset.image_shape, cfg.hidden, cfg.activation,
+        model = build_model(cfg.model, image_shape, cfg.hidden, cfg.activation,
                             cfg.kernel_initializer, generators[0], device)  # fmt: skip
         return Single(model, cfg.loss)
-    in_features = dataset.image_shape[0] * dataset.image_shape[1]
     mlps = [
-        MLP(in_features, c.hidden, c.activation, c.kernel_initializer, generator, device)
+        MLP(image_shape[0] * image_shape[1], c.hidden, c.activation, c.kernel_initializer,
+            generator, device)
         for c, generator in zip(cfgs, generators, strict=True)
-    ]
+    ]  # fmt: skip
     return FusedMLP(mlps, [c.loss for c in cfgs], shared_input)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sweeps.plan import MAX_BUNDLE, configurations, plan_run
+from sweeps.plan import GPU_BUNDLE_BYTES, MAX_BUNDLE, configurations, member_bytes, plan_run
 from sweeps.spec import load_spec, parse_spec, preset_names, read_yaml
 from trainers import TrainConfig
 from trainers.fused import check_fusable
@@ -43,7 +43,7 @@ def test_an_activation_grid_is_one_bundle_in_grid_order() -> None:
     assert [config["activation"] for config in bundle] == ACTIVATIONS
 
 
-def test_configurations_bundle_only_with_their_batch_size_and_seed() -> None:
+def test_repeats_fuse_but_batch_sizes_do_not() -> None:
     planned = plan_bundles(
         spec(
             base={"epochs": 1},
@@ -52,9 +52,10 @@ def test_configurations_bundle_only_with_their_batch_size_and_seed() -> None:
         ),
         on_gpu=False,
     )
-    assert shapes(planned) == [2, 2, 2, 2]
+    assert shapes(planned) == [4, 4]
     for bundle in planned:
-        assert len({(c["batch_size"], c["seed"]) for c in bundle}) == 1
+        assert len({c["batch_size"] for c in bundle}) == 1
+        assert {c["seed"] for c in bundle} == {0, 1}
 
 
 def test_bundles_are_split_evenly_below_the_limit() -> None:
@@ -86,6 +87,18 @@ def test_nothing_fuses_where_it_would_not_be_correct(fields: dict) -> None:
 def test_a_batch_size_grid_does_not_fuse() -> None:
     assert plan_bundles(load_spec("report-a-batch-size").model_copy(
         update={"max_bundle": 8}), on_gpu=False) is None  # fmt: skip
+
+
+def test_on_a_gpu_auto_takes_every_fusable_configuration_that_fits() -> None:
+    grid = spec(grid={"activation": ACTIVATIONS, "lr": [0.1, 0.2, 0.3, 0.4]}, repeats=2,
+                max_bundle="auto", resources={"gpus": 0.25})  # fmt: skip
+    assert auto_bundle_size(grid, slots=4) == 64  # not split over the GPU's 4 slots
+    wide = grid.model_copy(update={"base": {"hidden": [4096, 4096], "epochs": 1}})
+    fits = GPU_BUNDLE_BYTES // member_bytes({"hidden": [4096, 4096]})
+    assert 1 <= fits < 64
+    assert auto_bundle_size(wide, slots=4) == fits
+    # Model A at batch 64: under 5 MB a member, so the bound is far above any grid here.
+    assert 3_000_000 < member_bytes({"hidden": [64]}) < 5_000_000
 
 
 def test_auto_size_keeps_every_slot_busy() -> None:

@@ -87,10 +87,11 @@ def test_report_a_batch_sizes_match_keras_on_real_mnist(tmp_path: Path, mnist_di
 
 
 def test_fused_run_reads_exactly_like_an_unfused_one(tmp_path: Path) -> None:
-    """Five activations at batch 64 fuse into bundles (3 + 2 on the 2 CPUs); with --fuse off
-    they are five trials. Same rows, same columns and types, the same metrics each epoch."""
+    """Three activations, two repeats each, at batch 64 fuse into bundles (3 + 3 on the 2
+    CPUs, seeds mixed); with --fuse off they are six trials. Same rows, same columns and
+    types, the same metrics each epoch."""
     args = ["run", "quickstart", "--epochs", "3", "--set", "batch_size=64", "--set", "lr=0.1",
-            "--set", "activation=sigmoid,relu,tanh,exponential,linear"]  # fmt: skip
+            "--set", "activation=sigmoid,relu,exponential", "--repeats", "2"]  # fmt: skip
     assert run_cli(*args, "--results", str(tmp_path / "fused")) == 0
     assert run_cli(*args, "--results", str(tmp_path / "alone"), "--fuse", "off") == 0
     fused_dir, fused, fused_epochs = read(tmp_path / "fused")
@@ -98,26 +99,28 @@ def test_fused_run_reads_exactly_like_an_unfused_one(tmp_path: Path) -> None:
 
     assert list(fused.columns) == list(alone.columns) and (fused.dtypes == alone.dtypes).all()
     assert list(fused_epochs.columns) == list(alone_epochs.columns)
-    assert sorted(fused["bundle_id"].value_counts()) == [2, 3]
+    assert sorted(fused["bundle_id"].value_counts()) == [3, 3]
+    assert (fused.groupby("bundle_id")["seed"].nunique() == 2).all()
     assert alone["bundle_id"].isna().all()
     assert fused["trial_id"].is_unique and set(fused["status"]) == {"TERMINATED"}
     assert all(t.startswith(f"{b}-") for t, b in zip(fused["trial_id"], fused["bundle_id"],
                                                      strict=True))  # fmt: skip
     assert yaml.safe_load((fused_dir / "spec.yaml").read_text())["max_bundle"] == 3
 
-    def by_activation(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
-        named = epochs.merge(trials[["trial_id", "activation"]], on="trial_id")
+    def by_configuration(trials: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+        named = epochs.merge(trials[["trial_id", "activation", "seed"]], on="trial_id")
         return named.drop(columns=["run_id", "trial_id", "epoch_time_s"]).sort_values(
-            ["activation", "epoch"], ignore_index=True
+            ["activation", "seed", "epoch"], ignore_index=True
         )
 
-    together, apart = by_activation(fused, fused_epochs), by_activation(alone, alone_epochs)
-    assert len(together) == 5 * 3
+    together = by_configuration(fused, fused_epochs)
+    apart = by_configuration(alone, alone_epochs)
+    assert len(together) == 6 * 3
     pd.testing.assert_frame_equal(together, apart, rtol=0, atol=1e-5)
-    columns = ["activation", "val_loss", "test_accuracy", "params", "epochs_completed"]
+    columns = ["activation", "seed", "val_loss", "test_accuracy", "params", "epochs_completed"]
     pd.testing.assert_frame_equal(
-        fused[columns].sort_values("activation", ignore_index=True),
-        alone[columns].sort_values("activation", ignore_index=True), rtol=0, atol=1e-5,
+        fused[columns].sort_values(["activation", "seed"], ignore_index=True),
+        alone[columns].sort_values(["activation", "seed"], ignore_index=True), rtol=0, atol=1e-5,
     )  # fmt: skip
 
 
