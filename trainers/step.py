@@ -20,6 +20,7 @@ Both give the same batches in the same order, so the same numbers.
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 import torch
@@ -31,7 +32,8 @@ from trainers.optim import SGD, Adam
 
 
 class Members(Protocol):
-    """K >= 1 models trained together; logits are (K, batch, classes)."""
+    """K >= 1 models trained together; logits are (K, batch, classes), except that
+    `gradients` writes one model's as (batch, classes) (see `member_view`)."""
 
     count: int
     params: list[torch.Tensor]
@@ -53,8 +55,9 @@ class Single:
 
     def __init__(self, model: Model, loss: str) -> None:
         self.model = model
-        self.loss = loss
         self.params = model.params
+        # The model's own method with the loss bound: no Python frame of ours a step.
+        self.gradients = functools.partial(model.gradients, loss=loss)
 
     def inputs(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.inputs(images)
@@ -62,10 +65,11 @@ class Single:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward(x).unsqueeze(0)
 
-    def gradients(
-        self, x: torch.Tensor, one_hot: torch.Tensor, logits_out: torch.Tensor
-    ) -> list[torch.Tensor]:
-        return self.model.gradients(x, one_hot, logits_out[0], self.loss)
+
+def member_view(logits: torch.Tensor, count: int) -> torch.Tensor:
+    """Logits (K, ..., classes) as `Members.gradients` writes them: without the member axis
+    for one model. Made once, not per step: indexing a tensor costs microseconds."""
+    return logits[0] if count == 1 else logits
 
 
 class Step:
@@ -91,6 +95,7 @@ class SlicedEpoch:
         self.split = split
         self.batch_size = batch_size
         self.logits = torch.empty(model.count, len(split), NUM_CLASSES, device=split.images.device)
+        self._logits_batches = member_view(self.logits, model.count).split(batch_size, -2)
         # Buffers kept from epoch to epoch: a fresh epoch-sized tensor costs its page
         # faults every epoch, for MNIST on the CPU three times the gather itself.
         self._images = torch.empty_like(split.images)
@@ -109,13 +114,14 @@ class SlicedEpoch:
         size = self.batch_size
         # The batches' views made in one call each: Python-level slicing costs a
         # microsecond or two a step.
-        self._batches = list(zip(x.split(size), one_hot.split(size), self.logits.split(size, 1),
+        self._batches = list(zip(x.split(size), one_hot.split(size), self._logits_batches,
                                  strict=True))  # fmt: skip
         return labels.unsqueeze(0)
 
     def run(self, step: Step) -> None:
+        update, gradients = step.optimizer.step, step.model.gradients  # bound once, not a step
         for x, one_hot, logits in self._batches:
-            step(x, one_hot, logits)
+            update(gradients(x, one_hot, logits))
 
 
 class PickedEpoch:
@@ -150,6 +156,9 @@ class PickedEpoch:
         self._batch_logits = torch.empty(model.count, 1, batch_size, NUM_CLASSES, device=device)
         self._batch_shape = (batch_size,) if orders == 1 else (orders, batch_size)
         self._tail_shape = (self.tail,) if orders == 1 else (orders, self.tail)
+        self._step_logits = member_view(self._batch_logits.view(model.count, -1, NUM_CLASSES),
+                                        model.count)  # fmt: skip
+        self._tail_logits = member_view(self.logits[:, full:], model.count)
 
     def start(self, orders: torch.Tensor | None) -> torch.Tensor:
         """Take the epoch's orders, (1 | K, N) or None for the split's own, and reset the
@@ -170,7 +179,7 @@ class PickedEpoch:
         step(
             self._x.view(*self._batch_shape, *features),
             self._batch_one_hot.view(*self._batch_shape, NUM_CLASSES),
-            self._batch_logits.view(self.model.count, -1, NUM_CLASSES),
+            self._step_logits,
         )
         self._logits_steps.index_copy_(1, self.counter, self._batch_logits)
         self.counter.add_(1)
@@ -184,7 +193,7 @@ class PickedEpoch:
         step(
             x.view(*self._tail_shape, *x.shape[1:]),
             self.one_hot[:, start:].view(*self._tail_shape, NUM_CLASSES),
-            self.logits[:, start:],
+            self._tail_logits,
         )
 
     def run(self, step: Step) -> None:
