@@ -24,7 +24,6 @@ Each loop's epoch ends in a host sync. Printed as a Markdown table: seconds per 
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import statistics
 import time
@@ -35,11 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import trainers.members as members
 from trainers.config import TrainConfig
 from trainers.data import DataNotFoundError, Split, load_dataset, make_splits
-from trainers.train import Training, device_name
+from trainers.members import Training
+from trainers.train import device_name
 
-LOOP = importlib.import_module("trainers.train")  # the module; `trainers.train` is the function
 LR = 0.1
 GRAPH_STEPS = 100
 Epoch = Callable[[], None]
@@ -66,13 +66,13 @@ def synced(device: torch.device) -> Callable[[], None]:
 
 def ours(configs: list[dict], split: Split, pick_on_device: bool | None = None) -> Epoch:
     """An epoch of `Training` over `configs` (one, or a bundle), ending in its one sync."""
-    LOOP.PICK_ON_DEVICE = pick_on_device
+    members.PICK_ON_DEVICE = pick_on_device
     try:
         cfgs = [TrainConfig.from_dict(config) for config in configs]
         image_shape = (split.images.shape[1], split.images.shape[2])
         training = Training(cfgs, image_shape, split, split.images.device)
     finally:
-        LOOP.PICK_ON_DEVICE = None
+        members.PICK_ON_DEVICE = None
     return lambda: training.train_epoch().tolist()
 
 

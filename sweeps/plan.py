@@ -114,7 +114,7 @@ def member_bytes(config: Config) -> int:
     weights, gradients and Adam's two moments; the epoch's and the evaluation's logits; a
     batch's activations both ways (its own input included) and an evaluation chunk's."""
     from trainers import TrainConfig
-    from trainers.train import EVAL_CHUNK
+    from trainers.members import EVAL_CHUNK
 
     cfg = TrainConfig.from_dict(config)
     widths = [28 * 28, *cfg.hidden, 10]  # 28 x 28: the largest images we train on

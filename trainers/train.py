@@ -19,27 +19,19 @@ import os
 import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
-import numpy as np
 import torch
 
 from trainers.config import ConfigError, TrainConfig
-from trainers.data import NUM_CLASSES, Dataset, Split, Splits, load_dataset, make_splits
-from trainers.fused import FusedMLP, check_fusable
-from trainers.graphs import GraphedEpoch, capture_epoch
-from trainers.losses import per_sample_loss
-from trainers.models import MLP, build_model, parameter_count
-from trainers.optim import make_optimizer
-from trainers.step import Members, PickedEpoch, Single, SlicedEpoch, Step
+from trainers.data import NUM_CLASSES, Dataset, Splits, load_dataset, make_splits
+from trainers.fused import check_fusable
+from trainers.members import Training, forward, losses_and_accuracies
+from trainers.models import build_model, parameter_count
 
 Report = Callable[[dict[str, Any]], None]
 MembersReport = Callable[[list[dict[str, Any]]], None]
-EVAL_CHUNK = 2048  # rows per forward pass when evaluating: bounds CNN activation memory
-# None: batches picked on the device only where they must be (CUDA, or members with
-# batch orders of their own); True: always, which lets the CPU tests run the graph-safe
-# step.
-PICK_ON_DEVICE: bool | None = None
 
 
 def train(
@@ -67,139 +59,110 @@ def train_members(
     (ConfigError names the first key they do not). `report` is called after every epoch
     with the list of each configuration's epoch metrics (what `train` reports for one).
     """
-    if not configs:
-        raise ConfigError("a bundle needs at least one configuration")
-    cfgs, dataset = checked_configs(configs, dataset)
-    if len(cfgs) > 1:
-        check_fusable(cfgs)
-    shared = cfgs[0]
-    device = resolve_device(shared.device)
-    torch.set_num_threads(resolve_threads(shared.threads))
-    splits = make_splits(dataset, shared.validation_split, shared.seed, device)
-    # Members sorted so that shared activations and losses form runs: fewer kernels.
-    order = sorted(range(len(cfgs)), key=lambda i: (cfgs[i].activation, cfgs[i].loss))
-    members = [cfgs[i] for i in order]
-    training = Training(members, dataset.image_shape, splits.train, device)
-    model, losses = training.model, training.losses
-
-    def in_given_order(per_member: list[Any]) -> list[Any]:
-        return [per_member[order.index(i)] for i in range(len(order))]
-
-    started = time.perf_counter()
-    metrics: list[dict[str, Any]] = []
-    predictions = torch.empty(0, dtype=torch.long)
-    for number in range(1, shared.epochs + 1):
-        epoch_started = time.perf_counter()
-        trained = training.train_epoch()
-        validation_logits = forward(model, splits.validation)
-        validated = losses_and_accuracies(validation_logits, splits.validation.labels, losses)
-        rows = torch.cat([trained, validated], 1).tolist()  # one sync
-        epoch_time_s = time.perf_counter() - epoch_started
-        metrics = [epoch_metrics(number, row, epoch_time_s) for row in rows]
-        predictions = validation_logits.argmax(2)
+    bundle = Bundle(configs, dataset)
+    while bundle.epochs_left:
+        bundle.launch_epoch()
+        metrics = bundle.collect_epoch()
         if report is not None:
-            report(in_given_order(metrics))
-    train_time_s = time.perf_counter() - started
-
-    tests: list[Any] = [None] * len(members)
-    if splits.test is not splits.validation:
-        values = losses_and_accuracies(forward(model, splits.test), splits.test.labels, losses)
-        tests = [tuple(pair) for pair in values.tolist()]
-    params = parameter_count(model) // len(members)
-    finals = [
-        final_metrics(metrics[k], tests[k], predictions[k], splits, train_time_s, shared.epochs,
-                      params, device)
-        for k in range(len(members))
-    ]  # fmt: skip
-    return in_given_order(finals)
+            report(metrics)
+    return bundle.finish()
 
 
-class Training:
-    """The members of one run, their step and the epochs that feed it: what the loop
-    drives (and bench/ times). `members` share everything but trainers.fused.FUSABLE_KEYS."""
+class Bundle:
+    """`train_members` an epoch at a time, each epoch in two halves: `launch_epoch` queues
+    its work on the device (on CUDA, on the bundle's own stream), `collect_epoch` waits for
+    it and returns the metrics. A pack (trainers.pack) launches several bundles' epochs
+    before collecting any, so that their kernels overlap on one GPU."""
 
     def __init__(
         self,
-        members: Sequence[TrainConfig],
-        image_shape: tuple[int, int],
-        split: Split,
-        device: torch.device,
+        configs: Sequence[Mapping[str, Any]],
+        dataset: Dataset | None,
+        shared_splits: dict[Any, Splits] | None = None,
     ) -> None:
-        shared = members[0]
-        own_orders = shared.shuffle and len({c.seed for c in members}) > 1
-        model = build_members(members, image_shape, device, shared_input=not own_orders)
-        lr: Any = shared.lr if len(members) == 1 else model.learning_rates([c.lr for c in members])
-        self.model = model
-        self.losses = [c.loss for c in members]
-        self.step = Step(model, make_optimizer(shared.optimizer, model.params, lr))
-        self.orders = BatchOrders(members if own_orders else members[:1], len(split))
-        self.shuffle = shared.shuffle
-        self.epoch = make_epoch(model, split, shared.batch_size, len(self.orders), device)
-        self.runner: SlicedEpoch | PickedEpoch | GraphedEpoch = self.epoch
-        self._capture = isinstance(self.epoch, PickedEpoch) and wants_graphs(shared, device)
+        """`shared_splits` lets the bundles of a pack share one copy of the data per
+        device and validation split."""
+        if not configs:
+            raise ConfigError("a bundle needs at least one configuration")
+        cfgs, dataset = checked_configs(configs, dataset)
+        if len(cfgs) > 1:
+            check_fusable(cfgs)
+        shared = self.shared = cfgs[0]
+        self.device = resolve_device(shared.device)
+        torch.set_num_threads(resolve_threads(shared.threads))
+        place = (dataset.name, self.device, shared.validation_split)
+        splits = (shared_splits or {}).get(place)
+        if splits is None:
+            splits = make_splits(dataset, shared.validation_split, shared.seed, self.device)
+            if shared_splits is not None:
+                shared_splits[place] = splits
+        self.splits = splits
+        self.stream = None
+        if self.device.type == "cuda":
+            self.stream = torch.cuda.Stream(self.device)
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))  # the data's copy
+        with self._on_stream():
+            # Members sorted so that shared activations and losses form runs: fewer kernels.
+            self.order = sorted(range(len(cfgs)), key=lambda i: (cfgs[i].activation, cfgs[i].loss))
+            members = [cfgs[i] for i in self.order]
+            self.training = Training(members, dataset.image_shape, self.splits.train, self.device)
+        self.epoch = 0
+        self.metrics: list[dict[str, Any]] = []
+        self.train_time_s = 0.0
+        self._launched: tuple[float, torch.Tensor, torch.Tensor] | None = None
 
-    def train_epoch(self) -> torch.Tensor:
-        """One epoch; each member's mean loss and accuracy over it, (K, 2) on the device.
-        The first one captures the steps as CUDA graphs where the config wants them."""
-        labels = self.epoch.start(self.orders.next() if self.shuffle else None)
-        if self._capture and isinstance(self.epoch, PickedEpoch):
-            self._capture = False
-            self.runner = capture_epoch(self.epoch, self.step) or self.epoch
-        self.runner.run(self.step)
-        return losses_and_accuracies(self.epoch.logits, labels, self.losses)
+    @property
+    def epochs_left(self) -> int:
+        return self.shared.epochs - self.epoch
 
+    def _on_stream(self) -> Any:
+        return torch.cuda.stream(self.stream) if self.stream is not None else nullcontext()
 
-def build_members(
-    cfgs: Sequence[TrainConfig],
-    image_shape: tuple[int, int],
-    device: torch.device,
-    shared_input: bool,
-) -> Members:
-    """The members' models with each one's initial weights: one model alone, else the
-    MLPs stacked."""
-    generators = [torch.Generator().manual_seed(_seeds(c.seed)[0]) for c in cfgs]
-    if len(cfgs) == 1:
-        cfg = cfgs[0]
-        model = build_model(cfg.model, image_shape, cfg.hidden, cfg.activation,
-                            cfg.kernel_initializer, generators[0], device)  # fmt: skip
-        return Single(model, cfg.loss)
-    mlps = [
-        MLP(image_shape[0] * image_shape[1], c.hidden, c.activation, c.kernel_initializer,
-            generator, device)
-        for c, generator in zip(cfgs, generators, strict=True)
-    ]  # fmt: skip
-    return FusedMLP(mlps, [c.loss for c in cfgs], shared_input)
+    def launch_epoch(self) -> None:
+        """Queue the next epoch's training and validation; nothing waits for the device."""
+        started = time.perf_counter()
+        with self._on_stream():
+            trained = self.training.train_epoch()
+            logits = forward(self.training.model, self.splits.validation)
+            labels = self.splits.validation.labels
+            validated = losses_and_accuracies(logits, labels, self.training.losses)
+            values = torch.cat([trained, validated], 1)
+        self._launched = (started, values, logits)
 
+    def collect_epoch(self) -> list[dict[str, Any]]:
+        """The launched epoch's metrics, one mapping per configuration in the given order."""
+        if self._launched is None:
+            raise RuntimeError("collect_epoch before launch_epoch")
+        started, values, self._logits = self._launched
+        with self._on_stream():
+            rows = values.tolist()  # one sync
+        self._launched = None
+        self.epoch += 1
+        epoch_time_s = time.perf_counter() - started
+        self.train_time_s += epoch_time_s
+        self.metrics = [epoch_metrics(self.epoch, row, epoch_time_s) for row in rows]
+        return self.in_given_order(self.metrics)
 
-def make_epoch(
-    model: Members, split: Split, batch_size: int, orders: int, device: torch.device
-) -> SlicedEpoch | PickedEpoch:
-    """How an epoch feeds the step: picked on the device where graphs may capture it or
-    members read batches of their own, else as slices (cheaper on the CPU)."""
-    if PICK_ON_DEVICE or (PICK_ON_DEVICE is None and (device.type == "cuda" or orders > 1)):
-        return PickedEpoch(model, split, batch_size, orders)
-    return SlicedEpoch(model, split, batch_size)
+    def finish(self) -> list[dict[str, Any]]:
+        """Each configuration's final metrics, in the given order (after the last epoch)."""
+        splits, losses, count = self.splits, self.training.losses, len(self.order)
+        with self._on_stream():
+            tests: list[Any] = [None] * count
+            if splits.test is not splits.validation:
+                logits = forward(self.training.model, splits.test)
+                values = losses_and_accuracies(logits, splits.test.labels, losses)
+                tests = [tuple(pair) for pair in values.tolist()]
+            predictions = self._logits.argmax(2)
+            params = parameter_count(self.training.model) // count
+            finals = [
+                final_metrics(self.metrics[k], tests[k], predictions[k], splits,
+                              self.train_time_s, self.epoch, params, self.device)
+                for k in range(count)
+            ]  # fmt: skip
+        return self.in_given_order(finals)
 
-
-def wants_graphs(cfg: TrainConfig, device: torch.device) -> bool:
-    """`graphs: auto` captures the steps on CUDA; nothing is captured on the CPU."""
-    return cfg.graphs == "auto" and device.type == "cuda"
-
-
-class BatchOrders:
-    """Each epoch's permutations of the training split, one per generator: from each
-    member's seed, drawn on the CPU so that every device sees the same batches."""
-
-    def __init__(self, cfgs: Sequence[TrainConfig], count: int) -> None:
-        self.generators = [torch.Generator().manual_seed(_seeds(c.seed)[1]) for c in cfgs]
-        self.count = count
-
-    def __len__(self) -> int:
-        return len(self.generators)
-
-    def next(self) -> torch.Tensor:
-        """The next epoch's orders, (orders, N)."""
-        return torch.stack([torch.randperm(self.count, generator=g) for g in self.generators])
+    def in_given_order(self, per_member: list[Any]) -> list[Any]:
+        return [per_member[self.order.index(i)] for i in range(len(self.order))]
 
 
 def checked_configs(
@@ -282,29 +245,6 @@ def check_config(config: Mapping[str, Any], dataset: Dataset) -> TrainConfig:
     return cfg
 
 
-def forward(model: Members, split: Split) -> torch.Tensor:
-    """Every member's logits on `split`, (K, N, classes), in a few large launches."""
-    x = model.inputs(split.images)
-    return torch.cat(
-        [model.forward(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)], 1
-    )
-
-
-def losses_and_accuracies(
-    logits: torch.Tensor, labels: torch.Tensor, losses: Sequence[str]
-) -> torch.Tensor:
-    """Each member's mean loss and accuracy, (K, 2), left on the device. `labels` is (N,)
-    or (1 | K, N): one order for all members or each member's own."""
-    labels = labels.view(-1, labels.shape[-1])
-    with torch.no_grad():
-        values = []
-        for k, loss in enumerate(losses):
-            member_labels = labels[k if len(labels) > 1 else 0]
-            values.append(per_sample_loss(loss, logits[k], member_labels).mean())
-        accuracies = (logits.argmax(2) == labels).float().mean(1)
-    return torch.stack([torch.stack(values), accuracies], 1)
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -338,10 +278,3 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def _seeds(seed: int) -> tuple[int, int]:
-    """Independent streams for the initial weights and the batch order. Keeping the order
-    apart from the weights means configs that share a seed see the same batches."""
-    weights, order = np.random.SeedSequence(seed).spawn(2)
-    return int(weights.generate_state(1)[0]), int(order.generate_state(1)[0])

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from trainers.config import TrainConfig
 from trainers.data import Dataset, make_splits
+from trainers.members import seeds
 from trainers.models import MLP
-from trainers.train import _seeds
 
 ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
@@ -40,7 +40,7 @@ def sample_losses(loss: str, logits: torch.Tensor, labels: torch.Tensor) -> torc
 def reference_train(config: dict[str, Any], dataset: Dataset) -> list[dict[str, float]]:
     """Each epoch's loss, accuracy, val_loss and val_accuracy."""
     cfg = TrainConfig.from_dict(config)
-    weights_seed, order_seed = _seeds(cfg.seed)
+    weights_seed, order_seed = seeds(cfg.seed)
     initial = MLP(math.prod(dataset.image_shape), cfg.hidden, cfg.activation,
                   cfg.kernel_initializer, torch.Generator().manual_seed(weights_seed),
                   torch.device("cpu"))  # fmt: skip

@@ -14,10 +14,10 @@ import trainers.graphs as graphs
 from trainers import ConfigError, TrainConfig
 from trainers.data import make_splits
 from trainers.fused import FusedMLP
+from trainers.members import wants_graphs
 from trainers.models import MLP
 from trainers.optim import Adam
 from trainers.step import PickedEpoch, Step
-from trainers.train import wants_graphs
 
 
 class RecordedGraph:

@@ -5,25 +5,24 @@ the device-side counter that CUDA graphs capture."""
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import pytest
 
+import trainers.members as members
 from tests.trainers.reference import reference_train
 from trainers import Dataset, train_members
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 TOLERANCE = 1e-5
 DIGITS = {"dataset": "digits", "device": "cpu", "threads": 1}
-LOOP = importlib.import_module("trainers.train")  # the module; `trainers.train` is the function
 
 
 @pytest.fixture(params=["sliced", "picked"])
 def batches(request, monkeypatch) -> str:
     """Both ways an epoch feeds the step: slices (the CPU's default) and the graph-safe
     device-side picking (CUDA's, and for members with orders of their own)."""
-    monkeypatch.setattr(LOOP, "PICK_ON_DEVICE", request.param == "picked" or None)
+    monkeypatch.setattr(members, "PICK_ON_DEVICE", request.param == "picked" or None)
     return request.param
 
 
