@@ -2,38 +2,46 @@
 
 `load_run` also reads the resolved spec the run saved (plain YAML: no sweeps import), for
 the swept parameters and the reports' reference figures, and the run's manifest.json.
-A file that cannot be read is a RunDataError naming it.
+`load_runs(pattern)` reads several runs as one pair of frames, with a `sweep` column.
+A run directory is a local path or a URI (analysis.rundir); a file that cannot be read
+is a RunDataError naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
-from pathlib import Path
+import math
+import os
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-import yaml
 
+from analysis.rundir import EPOCHS, TRIALS, RunDataError, RunDir, as_tuple, find_runs
+from analysis.settings import run_settings
 
-class RunDataError(ValueError):
-    """A run directory, column or value the analysis cannot use; the message names it."""
+__all__ = ["Run", "RunDataError", "load", "load_run", "load_runs"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    path: Path
+    dir: RunDir
     trials: pd.DataFrame
     epochs: pd.DataFrame
     spec: dict[str, Any]
     manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
+    def path(self) -> str:
+        """The run directory as a user names it: the path given, or its URI."""
+        return self.dir.shown
+
+    @property
+    def id(self) -> str:
+        return self.dir.id
+
+    @property
     def name(self) -> str:
-        return str(self.spec.get("name", self.path.parent.name))
+        return str(self.spec.get("name", self.dir.parent_name))
 
     @property
     def swept(self) -> list[str]:
@@ -45,94 +53,85 @@ class Run:
         return [key for key in keys if key in self.trials.columns]
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """What every trial shares: the dataset and the base config."""
+        return run_settings(self.spec)
+
+    @property
+    def config_columns(self) -> list[str]:
+        """The trials columns that hold configuration (the rest are ids and results): a key
+        of the spec's base, grid or sample, `dataset`, `seed`, under its own name or with
+        the `config_` prefix a key named like a result column gets."""
+        spec = self.spec
+        keys = ["dataset", *(spec.get("base") or {}), *spec.get("grid", {}),
+                *spec.get("sample", {}), "seed"]  # fmt: skip
+        columns = []
+        for key in dict.fromkeys(keys):
+            for column in (f"config_{key}", key):
+                if column in self.trials.columns:
+                    columns.append(column)
+                    break
+        return columns
+
+    @property
+    def planned(self) -> int | None:
+        """The configurations the run was to train: from the manifest, else the spec."""
+        planned = self.manifest.get("trials")
+        if isinstance(planned, int) and not isinstance(planned, bool):
+            return planned
+        spec = self.spec
+        if not spec:
+            return None
+        grid = math.prod(len(v) for v in (spec.get("grid") or {}).values())
+        return grid * int(spec.get("repeats", 1)) * int(spec.get("num_samples", 1))
+
+    @property
+    def in_progress(self) -> bool:
+        """Started and not ended: still running, or its driver died (`sweeps resume`)."""
+        return "started_at" in self.manifest and "finished_at" not in self.manifest
+
+    @property
     def references(self) -> list[dict[str, Any]]:
         return list(self.spec.get("reference") or [])
 
 
-def load(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The trials and epochs frames of a run."""
+def load(run_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trials and epochs frames of a run (a local path or a URI)."""
     run = load_run(run_dir)
     return run.trials, run.epochs
 
 
-def load_run(run_dir: str | Path) -> Run:
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunDataError(f"run directory {str(path)!r} does not exist")
-    if not _parquet_files(path / "trials"):
-        raise RunDataError(f"run directory {str(path)!r} has no trial results (trials/*.parquet)")
-    trials = _read_parquet(path, "trials")
-    epochs = _read_parquet(path, "epochs")
-    spec, manifest = _read_spec(path), _read_manifest(path)
-    return Run(path, trials.sort_values("trial_id", ignore_index=True), epochs, spec, manifest)
+def load_run(run_dir: str | os.PathLike[str] | RunDir) -> Run:
+    where = run_dir if isinstance(run_dir, RunDir) else RunDir.of(run_dir)
+    if not where.place.is_dir():
+        raise RunDataError(f"run directory {where.shown!r} does not exist")
+    if not where.parquet_files(TRIALS):
+        raise RunDataError(f"run directory {where.shown!r} has no trial results (trials/*.parquet)")
+    trials = where.read_folder(TRIALS)
+    epochs = where.read_folder(EPOCHS)
+    spec, manifest = where.read_spec(), where.read_manifest()
+    return Run(where, trials.sort_values("trial_id", ignore_index=True), epochs, spec, manifest)
 
 
-def _parquet_files(folder: Path) -> list[Path]:
-    """The folder's finished Parquet files: '.' and '_' names are still being written."""
-    files = folder.glob("*.parquet") if folder.is_dir() else []
-    return sorted(file for file in files if not file.name.startswith((".", "_")))
+def load_runs(pattern: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trials and epochs of every run a glob pattern names, as one frame each, with
+    `sweep` (the spec's name) and `run_id` first: `load_runs("results/report-a-*/*")`,
+    `load_runs("s3://bucket/results/quickstart/*")`. A column only some runs have is
+    empty in the others."""
+    runs = [load_run(where) for where in find_runs(pattern)]
+    return _stack([(run, run.trials) for run in runs]), _stack([(run, run.epochs) for run in runs])
 
 
-def _read_parquet(run: Path, folder: str) -> pd.DataFrame:
-    """One folder's files as one frame; file by file, so a bad one can be named."""
-    tables = [_read_table(run, file) for file in _parquet_files(run / folder)]
-    if not tables:
-        return pd.DataFrame()
-    try:  # a column only some files have is null in the others
-        table = pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise RunDataError(
-            f"{folder}/ in {str(run)!r} has files whose columns disagree ({_reason(error)})"
-        ) from None
-    return table.to_pandas()
-
-
-def _read_table(run: Path, file: Path) -> pa.Table:
-    try:
-        return pq.read_table(file)
-    except (pa.ArrowException, OSError) as error:
-        name = file.relative_to(run).as_posix()
-        raise RunDataError(
-            f"{name} in {str(run)!r} is not a readable Parquet file ({_reason(error)})"
-        ) from None
-
-
-def _reason(error: Exception) -> str:
-    """The first sentence of pyarrow's message, without the path the caller names anyway."""
-    lines = str(error).strip().splitlines() or [type(error).__name__]
-    reason = re.sub(r"^Could not open Parquet input source '.*': ", "", lines[0])
-    return reason.split(". ")[0].rstrip(" :.")
-
-
-def _read_spec(run: Path) -> dict[str, Any]:
-    file = run / "spec.yaml"
-    if not file.is_file():
-        return {}
-    try:  # bytes, so that undecodable text is a YAMLError too
-        spec = yaml.safe_load(file.read_bytes())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise RunDataError(f"spec.yaml in {str(run)!r} is not valid YAML{where}") from None
-    if spec is not None and not isinstance(spec, dict):
-        raise RunDataError(f"spec.yaml in {str(run)!r} is not a YAML mapping")
-    return spec or {}
-
-
-def _read_manifest(run: Path) -> dict[str, Any]:
-    file = run / "manifest.json"
-    if not file.is_file():
-        return {}
-    try:  # ValueError: undecodable bytes as well as bad JSON
-        manifest = json.loads(file.read_bytes())
-    except ValueError as error:
-        reason = ""
-        if isinstance(error, json.JSONDecodeError):
-            reason = f" ({error.msg}, line {error.lineno})"
-        raise RunDataError(f"manifest.json in {str(run)!r} is not valid JSON{reason}") from None
-    if not isinstance(manifest, dict):
-        raise RunDataError(f"manifest.json in {str(run)!r} is not a JSON object")
-    return manifest
+def _stack(frames: list[tuple[Run, pd.DataFrame]]) -> pd.DataFrame:
+    marked = []
+    for run, frame in frames:
+        if frame.empty:
+            continue
+        if "run_id" not in frame.columns:  # a run written by hand, say
+            frame = frame.assign(run_id=run.id)
+        rest = [column for column in frame.columns if column not in ("sweep", "run_id")]
+        marked.append(frame.assign(sweep=run.name)[["sweep", "run_id", *rest]])
+    return pd.concat(marked, ignore_index=True) if marked else pd.DataFrame()
 
 
 def require_numeric(frame: pd.DataFrame, *columns: str) -> None:
@@ -147,7 +146,5 @@ def require_numeric(frame: pd.DataFrame, *columns: str) -> None:
 
 
 def hashable(value: Any) -> Any:
-    """A config value usable as a group key: lists (e.g. `hidden`) become tuples."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    return tuple(value) if isinstance(value, list) else value
+    """A config value usable as a group key: lists and arrays (e.g. `hidden`) as tuples."""
+    return as_tuple(value)

@@ -71,7 +71,9 @@ def learning_curves(trial: pd.Series, epochs: pd.DataFrame, swept: list[str], pa
     figure = Figure(figsize=(10, 4), layout="constrained")
     accuracy_axes, loss_axes = figure.subplots(1, 2)
     for axes, metric in ((accuracy_axes, "accuracy"), (loss_axes, "loss")):
-        for column, label in ((metric, "train"), (f"val_{metric}", "validation")):
+        # A frame made by hand may carry the trainer's own name for it (`loss`).
+        train = f"train_{metric}" if f"train_{metric}" in rows.columns else metric
+        for column, label in ((train, "train"), (f"val_{metric}", "validation")):
             if column in rows.columns:
                 axes.plot(rows["epoch"], rows[column], marker="o", label=label)
         axes.set_xlabel("epoch")

@@ -22,7 +22,7 @@ def cell(value: Any, column: str = "") -> str:
     """A value as a table shows it: 4 decimals, seconds with 1, counts with separators."""
     if hasattr(value, "tolist"):
         value = value.tolist()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, bool):
         return str(value)
@@ -56,15 +56,17 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def rich_table(frame: pd.DataFrame, title: str = "", sources: list[str] | None = None) -> Table:
     shown = display_frame(frame)
-    caption = "  ".join(f"ref{i}: {s}" for i, s in enumerate(sources or [], 1)) or None
-    table = Table(title=title or None, title_justify="left", caption=caption,
-                  caption_justify="left")  # fmt: skip
+    # Text, not markup: a source's "[other settings: ...]" or a cell's "[64]" is shown as it is.
+    caption = "  ".join(f"ref{i}: {s}" for i, s in enumerate(sources or [], 1))
+    table = Table(title=Text(title) if title else None, title_justify="left",
+                  caption=Text(caption) if caption else None, caption_justify="left")  # fmt: skip
     for position, column in enumerate(shown.columns):
         numeric = position > 0 and pd.api.types.is_numeric_dtype(frame[column])
         # Folded, a cell too wide for a narrow terminal keeps every digit ("…" would drop some).
-        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+        table.add_column(Text(str(column)), justify="right" if numeric else "left",
+                         overflow="fold")  # fmt: skip
     for row in shown.itertuples(index=False):
-        table.add_row(*row)
+        table.add_row(*(Text(value) for value in row))
     return table
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.load import RunDataError, hashable, require_numeric
+from analysis.settings import mark_reference
 
 REPORT_B_METRICS = [
     "train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss",
@@ -102,7 +103,8 @@ def report_table(
     if trials.empty:
         raise RunDataError("the run has no trials")
     keys = config_keys(swept)
-    references = list(spec.get("reference") or [])
+    # A reference measured under other settings than the run's says so in its source.
+    references = [mark_reference(ref, spec) for ref in spec.get("reference") or []]
     held_out = float(spec.get("base", {}).get("validation_split", 0) or 0) > 0
     if held_out:
         return ("train / val / test", *report_b_table(trials, swept, references))
@@ -112,25 +114,3 @@ def report_table(
         return ("activations (validation = test set)", *activation_table(trials, references))
     table, sources = add_references(config_table(trials, swept), references, keys, "val_accuracy")
     return "configurations", table, sources
-
-
-def compare_table(
-    trials_a: pd.DataFrame,
-    trials_b: pd.DataFrame,
-    swept: list[str],
-    metric: str = "val_accuracy",
-) -> pd.DataFrame:
-    """The same configurations of two runs side by side: `<metric>_a`, `_b`, and `diff`
-    (b - a); a configuration only one run has shows a gap on the other side."""
-    keys = config_keys(swept)
-    for name, trials in (("first", trials_a), ("second", trials_b)):
-        missing = [key for key in keys if key not in trials.columns]
-        if missing:
-            raise RunDataError(f"the {name} run has no column {missing[0]!r} to match on")
-    a = config_table(trials_a, swept, [metric]).drop(columns=["failed"])
-    b = config_table(trials_b, swept, [metric]).drop(columns=["failed"])
-    merged = a.merge(b, on=keys or None, how="outer", suffixes=("_a", "_b"), sort=True)
-    if not keys:  # one configuration each: put them side by side
-        merged = pd.concat([a.add_suffix("_a"), b.add_suffix("_b")], axis=1)
-    merged["diff"] = merged[f"{metric}_b"] - merged[f"{metric}_a"]
-    return merged

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,10 +15,11 @@ import pandas as pd
 import typer
 
 from analysis import (
+    Comparison,
     Run,
     RunDataError,
     Threshold,
-    compare_table,
+    compare_runs,
     find_threshold,
     load_run,
     report_table,
@@ -33,10 +35,14 @@ from analysis.render import (
     threshold_block,
     threshold_frame,
 )
+from analysis.rundir import PLOTS
 from analysis.threshold import DEFAULT_THRESHOLD
 from sweeps.options import console, say
 
-RunArgument = Annotated[Path, typer.Argument(help="A run directory: <results>/<sweep>/<run id>.")]
+RunArgument = Annotated[
+    str,
+    typer.Argument(help="A run directory, <results>/<sweep>/<run id>: a path or a URI."),
+]
 FormatOption = Annotated[
     str, typer.Option("--format", help="table, markdown, csv or json (see above).")
 ]
@@ -88,14 +94,25 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         counts = self.run.trials["status"].value_counts()
-        return {"sweep": self.run.name, "id": self.run.path.name, "path": str(self.run.path),
+        return {"sweep": self.run.name, "id": self.run.id, "path": self.run.path,
                 "trials": len(self.run.trials), "finished": int(counts.get("TERMINATED", 0)),
-                "failed": int(counts.get("ERROR", 0))}  # fmt: skip
+                "failed": int(counts.get("ERROR", 0)), "planned": self.run.planned,
+                "in_progress": self.run.in_progress}  # fmt: skip
 
     def status(self) -> str:
         s = self.summary()
-        return (f"{s['sweep']} run {s['id']}: {s['trials']} trials, {s['finished']} finished,"
-                f" {s['failed']} failed")  # fmt: skip
+        head = f"{s['sweep']} run {s['id']}: "
+        counts = f"{s['finished']} finished, {s['failed']} failed"
+        planned, written = s["planned"], s["trials"]
+        if self.run.in_progress:
+            # No finished_at in its manifest: the run is still going, or its driver died.
+            of = f" of {planned}" if planned else ""
+            return (f"{head}{written}{of} trials so far ({counts}): the run has not ended"
+                    " (still running, or stopped without ending)")  # fmt: skip
+        if planned and written < planned:
+            return (f"{head}{written} of {planned} trials ({counts}); the rest never ran:"
+                    f" `sweeps resume {s['path']}`")  # fmt: skip
+        return f"{head}{written} trials, {counts}"
 
     def tables(self) -> dict[str, tuple[str, pd.DataFrame, list[str]]]:
         """Each table the report has, by its name in JSON: (heading, frame, sources)."""
@@ -226,10 +243,22 @@ def report(
     run = load_run(run_dir)
     WRITERS[fmt](build_report(run))
     if plots:
-        from analysis.plots import write_plots
+        written = _write_plots(run)
+        _prose(f"plots: {written} PNG files in {run.dir.show(PLOTS)}", fmt)
 
-        written = write_plots(run.trials, run.epochs, run.swept, run.path / "plots")
-        _prose(f"plots: {len(written)} PNG files in {run.path / 'plots'}", fmt)
+
+def _write_plots(run: Run) -> int:
+    """The run's figures into its plots/ folder, there or in a bucket; how many."""
+    from analysis.plots import write_plots
+
+    target = run.dir / PLOTS
+    if target.local:
+        return len(write_plots(run.trials, run.epochs, run.swept, Path(target.path)))
+    with tempfile.TemporaryDirectory(prefix="sweeps-plots-") as folder:
+        files = write_plots(run.trials, run.epochs, run.swept, Path(folder))
+        for file in files:
+            (target / file.name).write_bytes(file.read_bytes())
+    return len(files)
 
 
 def _reference_thresholds(references: list[dict]) -> list[tuple[int, str]]:
@@ -280,12 +309,24 @@ def compare(
     run_b: RunArgument,
     metric: Annotated[str, typer.Option(help="The metric to compare.")] = "val_accuracy",
     fmt: FormatOption = "table",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Compare runs whose configurations differ anyway."),
+    ] = False,
 ) -> None:
-    """Two runs' configurations side by side: the metric in each, and b - a.
+    """Two runs' matching configurations side by side: the metric in each, and b - a.
+
+    A configuration of one run pairs with the same configuration of the other: the same
+    value of every config key (dataset, epochs, every other base value, each swept
+    parameter), the seeds of its repeats averaged. Where the runs' configurations differ,
+    the differences are printed first; when no configuration pairs, it is an error naming
+    them, exit 2, unless --force: then configurations pair on the keys whose values
+    overlap, averaged over the rest.
 
     Formats: table, markdown, csv, or json: one object, "runs" ("a" and "b": sweep, id,
-    path), "metric", "title", and "tables": "compare", a list of rows as objects, a missing
-    value as null.
+    path), "metric", "title", "differences" (key, a, b), "matched_on", and "tables":
+    "compare", a list of rows as objects, a missing value as null. With csv the
+    differences go to stderr.
 
     Example:
 
@@ -293,18 +334,34 @@ def compare(
     """
     fmt = _format(fmt)
     first, second = load_run(run_a), load_run(run_b)
-    table = compare_table(first.trials, second.trials, first.swept, metric)
-    title = f"{metric}: a = {first.path.name}, b = {second.path.name}"
+    result = compare_runs(first, second, metric, force)
+    title = f"{metric}: a = {first.id}, b = {second.id}"
     if fmt == "json":
         runs = {"a": _identity(first), "b": _identity(second)}
+        differences = [{"key": d.key, "a": d.a, "b": d.b} for d in result.differences]
         _data(json_text({"runs": runs, "metric": metric, "title": title,
-                         "tables": {"compare": records(table)}}))  # fmt: skip
-    else:
-        _emit(table, fmt, title)
+                         "differences": differences, "matched_on": result.matched_on,
+                         "tables": {"compare": records(result.table)}}))  # fmt: skip
+        return
+    if result.differences:
+        if fmt == "csv":  # one CSV holds one table
+            for line in _difference_lines(result):
+                say(line)
+        else:
+            _emit(_difference_frame(result), fmt, "configurations differ")
+    _emit(result.table, fmt, title)
+
+
+def _difference_frame(result: Comparison) -> pd.DataFrame:
+    return pd.DataFrame([{"key": d.key, "a": d.a, "b": d.b} for d in result.differences])
+
+
+def _difference_lines(result: Comparison) -> list[str]:
+    return [f"differs: {d.text()}" for d in result.differences]
 
 
 def _identity(run: Run) -> dict[str, str]:
-    return {"sweep": run.name, "id": run.path.name, "path": str(run.path)}
+    return {"sweep": run.name, "id": run.id, "path": run.path}
 
 
 ERRORS = (RunDataError, BadInput)

@@ -14,6 +14,12 @@ Every file of a run has the same schema. It is fixed from the configurations bef
 first trial; a scalar a trainer reports beyond the built-in metrics (a custom metric)
 becomes a column of its own when first seen, and the files already written are rewritten
 with it (empty there), so `pd.read_parquet` of either folder sees every column.
+
+A column name means one thing, of one type, in both folders, so that the two frames merge
+and one pyarrow dataset reads both: the epochs' training loss and accuracy are
+`train_loss` and `train_accuracy`, as in the trials (the trainer reports `loss`, which is
+also a config key); a config key named like a result column becomes `config_<key>`; a
+custom metric named like a config key becomes `metric_<name>`, in both folders.
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analysis.rundir import EPOCHS, TRIALS, RunDir
 from sweeps.protocol import EPOCH, FINAL, Report, divergence, scalars
 from sweeps.storage import Place, StorageError
 
-TRIALS, EPOCHS = "trials", "epochs"
 DONE, FAILED, DIVERGED = "TERMINATED", "ERROR", "DIVERGED"
 
 EPOCH_SCHEMA = pa.schema(
@@ -38,14 +44,16 @@ EPOCH_SCHEMA = pa.schema(
         ("run_id", pa.string()),
         ("trial_id", pa.string()),
         ("epoch", pa.int64()),
-        ("loss", pa.float64()),
-        ("accuracy", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("train_accuracy", pa.float64()),
         ("val_loss", pa.float64()),
         ("val_accuracy", pa.float64()),
         ("epoch_time_s", pa.float64()),
     ]
 )
 EPOCH_METRICS = [name for name in EPOCH_SCHEMA.names if name not in ("run_id", "trial_id")]
+# The trainer's names for the training metrics of an epoch -> their columns.
+EPOCH_NAMES = {"loss": "train_loss", "accuracy": "train_accuracy"}
 
 _HEAD = [("run_id", pa.string()), ("trial_id", pa.string()), ("bundle_id", pa.string()),
          ("config_index", pa.int64()), ("status", pa.string()), ("error", pa.string())]  # fmt: skip
@@ -67,7 +75,7 @@ _METRICS = [
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("finished_at", pa.timestamp("us", tz="UTC")),
 ]
-RESULT_COLUMNS = {name for name, _ in _HEAD + _METRICS}
+RESULT_COLUMNS = {name for name, _ in _HEAD + _METRICS} | set(EPOCH_SCHEMA.names)
 # What a trainer reports that has a column of its own already (train_ prefixed, or a
 # bookkeeping value of the last epoch): not a custom metric of the trials table.
 _KNOWN_FINAL = RESULT_COLUMNS | {"loss", "accuracy", "epoch", "epoch_time_s"}
@@ -155,9 +163,16 @@ class RunWriter:
             row.update(status=DIVERGED if why and not error else status, error=why,
                        started_at=trial.started)  # fmt: skip
             rows.append(row)
-            epoch_rows += [{"run_id": self.run_id, "trial_id": member_id, **r} for r in epochs]
+            epoch_rows += [{"run_id": self.run_id, "trial_id": member_id,
+                            **self._epoch_columns(index, r)} for r in epochs]  # fmt: skip
         self._write(EPOCHS, key, epoch_rows)  # first: a trials row promises its epochs
         self._write(TRIALS, key, rows)
+
+    def _epoch_columns(self, index: int, metrics: dict[str, Any]) -> dict[str, Any]:
+        """An epoch's metrics under their column names (see the module docstring)."""
+        config = {config_column(key) for key in self.configs[index]}
+        return {EPOCH_NAMES.get(name) or (f"metric_{name}" if name in config else name): value
+                for name, value in metrics.items()}  # fmt: skip
 
     def _row(
         self,
@@ -195,6 +210,11 @@ class RunWriter:
     def _write(self, folder: str, key: str, rows: list[dict[str, Any]]) -> None:
         schema = self.schemas[folder]
         grown = _widen(schema, _schema_of(rows))
+        other = EPOCHS if folder == TRIALS else TRIALS
+        grown, agreed = _agree(grown, self.schemas[other])
+        if agreed != self.schemas[other]:  # a metric both folders have: one type in both
+            self.schemas[other] = agreed
+            self._rewrite(other, agreed)
         if grown != schema:
             self.schemas[folder] = grown
             self._rewrite(folder, grown)
@@ -228,6 +248,17 @@ def _schema_of(rows: list[dict[str, Any]]) -> pa.Schema:
     return pa.schema([(name, _arrow_type(vals)) for name, vals in values.items()])
 
 
+def _agree(first: pa.Schema, second: pa.Schema) -> tuple[pa.Schema, pa.Schema]:
+    """The two schemas with each column they share widened to one type in both."""
+    for name in set(first.names) & set(second.names):
+        a, b = first.field(name).type, second.field(name).type
+        if a != b:
+            wide = _widen(pa.schema([(name, a)]), pa.schema([(name, b)])).field(name).type
+            first = first.set(first.get_field_index(name), pa.field(name, wide))
+            second = second.set(second.get_field_index(name), pa.field(name, wide))
+    return first, second
+
+
 def _widen(schema: pa.Schema, other: pa.Schema | None) -> pa.Schema:
     """`schema` with the columns of `other` it lacks appended; a column whose values
     disagree in kind becomes float64 (int and float) or text."""
@@ -248,8 +279,8 @@ def _widen(schema: pa.Schema, other: pa.Schema | None) -> pa.Schema:
 
 def read_trials(run_dir: str | Place) -> pd.DataFrame:
     """The trials written so far (local path or URI); an empty frame before the first."""
-    place = Place.of(run_dir) if isinstance(run_dir, str) else run_dir
-    frame = (place / TRIALS).read_parquet()
+    where = RunDir.of(run_dir) if isinstance(run_dir, str) else RunDir(run_dir, run_dir.uri)
+    frame = where.read_folder(TRIALS)
     return frame if len(frame) else pd.DataFrame(columns=["trial_id", "config_index", "status"])
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from analysis.rundir import MANIFEST, SPEC, TUNE
 from sweeps import __version__
 from sweeps.plan import Config, RunPlan, configurations, plan_run
 from sweeps.ray_session import check_address, check_fits, ray_session
@@ -53,7 +54,6 @@ from sweeps.trainable import resolve_trainer
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 AUTO_GPU_FRACTION = 0.25
-TUNE_DIR = "tune"
 
 Say = Callable[[str], None]
 
@@ -153,8 +153,8 @@ def run_sweep(
             say(note)
         plan = plan_run(spec, configs, _slots(spec))
         run_dir.mkdir()  # once Ray is up: a cluster that cannot be joined leaves nothing
-        (run_dir / "spec.yaml").write_text(to_yaml(plan.spec))
-        manifest = _manifest(plan.spec, run_id, address)
+        (run_dir / SPEC).write_text(to_yaml(plan.spec))
+        manifest = {**_manifest(plan.spec, run_id, address), "trials": len(configs)}
         _write_manifest(run_dir, manifest)
         say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
         _say_fused(plan, say)
@@ -184,6 +184,9 @@ def resume_sweep(
         with ray_session(address):
             _check_fits(spec, say)
             manifest["resumed_at"].append(_now())
+            # Running again: until it ends, the run reads as in progress (sweeps report).
+            manifest.pop("finished_at", None)
+            manifest["trials"] = len(configs)
             _write_manifest(run_dir, manifest)
             _say_fused(plan, say)
             _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
@@ -193,27 +196,27 @@ def resume_sweep(
 def read_run(run_dir: Place) -> tuple[SweepSpec, dict[str, Any]]:
     """The resolved spec and the manifest a run saved; SpecError naming the file that is
     missing or unreadable."""
-    if not (run_dir / "spec.yaml").is_file():
-        raise SpecError(f"{run_dir.uri!r} is not a run directory (no spec.yaml)")
+    if not (run_dir / SPEC).is_file():
+        raise SpecError(f"{run_dir.uri!r} is not a run directory (no {SPEC})")
     texts = {}
-    for name in ("spec.yaml", "manifest.json"):
+    for name in (SPEC, MANIFEST):
         try:
             texts[name] = (run_dir / name).read_text()
         except (OSError, UnicodeDecodeError) as error:
             raise SpecError(f"cannot read {run_dir / name}: {error}") from None
     try:
-        data = read_yaml(texts["spec.yaml"])
+        data = read_yaml(texts[SPEC])
     except yaml.YAMLError:
-        raise SpecError(f"{run_dir / 'spec.yaml'}: not valid YAML") from None
-    spec = parse_spec(data, f"{run_dir / 'spec.yaml'}")
+        raise SpecError(f"{run_dir / SPEC}: not valid YAML") from None
+    spec = parse_spec(data, f"{run_dir / SPEC}")
     try:
-        manifest = json.loads(texts["manifest.json"])
+        manifest = json.loads(texts[MANIFEST])
     except json.JSONDecodeError as error:
-        raise SpecError(f"{run_dir / 'manifest.json'}: not valid JSON ({error})") from None
+        raise SpecError(f"{run_dir / MANIFEST}: not valid JSON ({error})") from None
     if not isinstance(manifest, dict):
-        raise SpecError(f"{run_dir / 'manifest.json'}: not the manifest of a run")
+        raise SpecError(f"{run_dir / MANIFEST}: not the manifest of a run")
     if not isinstance(spec.resources.gpus, float | int) or spec.max_bundle == "auto":
-        raise SpecError(f"{run_dir / 'spec.yaml'}: not the resolved spec of a run")
+        raise SpecError(f"{run_dir / SPEC}: not the resolved spec of a run")
     return spec, manifest
 
 
@@ -266,7 +269,7 @@ def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) ->
 
     writer = RunWriter(run_dir, run_id, plan.configs, float(plan.spec.resources.gpus))
     results = ResultsCallback(writer, plan.groups)
-    tuner = make_tuner(plan, run_dir / TUNE_DIR, name, dataset, results)
+    tuner = make_tuner(plan, run_dir / TUNE, name, dataset, results)
     # Tune logs every failed trial and its own bookkeeping; the Parquet rows and our
     # summary carry the trial errors, so its logger speaks only for itself when it fails.
     tune_logger = logging.getLogger("ray.tune")
@@ -326,7 +329,7 @@ def _manifest(spec: SweepSpec, run_id: str, address: str | None) -> dict[str, An
 
 
 def _write_manifest(run_dir: Place, manifest: dict[str, Any]) -> None:
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def _count(number: int, noun: str) -> str:

@@ -154,3 +154,33 @@ def test_corrupt_spec_or_manifest_is_named(
         load_run(run_dir)
     assert str(caught.value).startswith(message.format(run=str(run_dir)))
     assert "\n" not in str(caught.value)
+
+
+def test_old_runs_epochs_read_under_the_new_names(tmp_path: Path) -> None:
+    """Runs written before the epochs' training metrics were renamed (`loss` was also a
+    config key) read like new ones; lists come back as tuples, hashable."""
+    run_dir = write_run(tmp_path)
+    old = {"run_id": "run-2", "trial_id": "t_00000", "epoch": 1, "loss": 0.4, "accuracy": 0.9}
+    pq.write_table(pa.Table.from_pylist([old]), run_dir / "epochs" / "t_00000.parquet")
+    pq.write_table(pa.Table.from_pylist([{**old, "trial_id": "t_00001"}]),
+                   run_dir / "epochs" / "t_00001.parquet")  # fmt: skip
+    trial = {"run_id": "run-2", "trial_id": "t_00002", "status": "TERMINATED",
+             "batch_size": 8, "hidden": [64, 64], "val_accuracy": 0.5}  # fmt: skip
+    pq.write_table(pa.Table.from_pylist([trial]), run_dir / "trials" / "t_00002.parquet")
+    run = load_run(run_dir)
+    assert list(run.epochs["train_loss"]) == [0.4, 0.4] and "loss" not in run.epochs.columns
+    assert run.trials["hidden"].iloc[2] == (64, 64)
+    assert run.trials.groupby("hidden").size().to_dict() == {(64, 64): 1}
+
+
+def test_a_uri_and_a_pattern_name_runs(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "a")
+    trials, _ = analysis.load(f"file://{run_dir}")
+    assert list(trials["trial_id"]) == ["t_00000", "t_00001"]
+    with pytest.raises(RunDataError, match="run directory 'nosuch://x/y': "):
+        load_run("nosuch://x/y")
+    second = write_run(tmp_path / "b")
+    (second / "trials" / "t_00000.parquet").unlink()
+    (tmp_path / "c" / "sweep" / "run-9").mkdir(parents=True)  # no run: passed over
+    trials, epochs = analysis.load_runs(f"{tmp_path}/*/sweep/run-*")
+    assert list(trials["sweep"]) == ["sweep"] * 3 and len(epochs) == 4 + 4

@@ -124,3 +124,22 @@ def test_records_are_plain_json_with_nan_as_null() -> None:
                        "val_accuracy_std": None, "params": 50890, "train_time_s": 11.0,
                        "diff1": None, "hidden": [32], "seed": 2}  # fmt: skip
     assert records(FRAME.iloc[:0]) == []
+
+
+def test_brackets_in_a_source_or_a_cell_are_text_not_markup() -> None:
+    """A reference marked "[other settings: ...]" and a list value print as they are."""
+    frame = pd.DataFrame({"hidden": [(64,), (128, 128)], "runs": pd.array([1, pd.NA], "Int64")})
+    source = "Report A [other settings: measured with epochs=20; this run has epochs=1]"
+    assert render(rich_table(frame, "[b]widths[/b]", [source]), width=120) == (
+        "[b]widths[/b]\n"
+        "┏━━━━━━━━━━━━┳━━━━━━┓\n"
+        "┃ hidden     ┃ runs ┃\n"
+        "┡━━━━━━━━━━━━╇━━━━━━┩\n"
+        "│ [64]       │    1 │\n"
+        "│ [128, 128] │    - │\n"
+        "└────────────┴──────┘\n"
+        "ref1: Report A [other\n"
+        "settings: measured\n"
+        "with epochs=20; this\n"
+        "run has epochs=1]\n"
+    )

@@ -23,7 +23,7 @@ TRIAL_COLUMNS = [
     "val_loss", "val_accuracy", "test_loss", "test_accuracy", "train_time_s", "params",
     "epochs_completed", "device", "gpu_fraction", "confusion", "started_at", "finished_at",
 ]  # fmt: skip
-EPOCH_COLUMNS = ["run_id", "trial_id", "epoch", "loss", "accuracy", "val_loss",
+EPOCH_COLUMNS = ["run_id", "trial_id", "epoch", "train_loss", "train_accuracy", "val_loss",
                  "val_accuracy", "epoch_time_s"]  # fmt: skip
 SWEEPS = [sys.executable, "-m", "sweeps"]
 

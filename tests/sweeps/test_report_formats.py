@@ -88,7 +88,7 @@ def test_json_holds_every_table(run_dir: Path) -> None:
     document = json.loads(done.stdout)
     assert document["run"] == {"sweep": "report-a-batch-size", "id": "run-3",
                                "path": str(run_dir), "trials": 24, "finished": 24,
-                               "failed": 0}  # fmt: skip
+                               "failed": 0, "planned": 24, "in_progress": False}  # fmt: skip
     assert document["title"] == "val_accuracy by batch size" and document["sources"] == []
     tables = document["tables"]
     assert set(tables) == {"report", "threshold", "best"}
@@ -136,3 +136,18 @@ def test_compare_json_and_csv(tmp_path: Path) -> None:
     done = sweeps("compare", str(first), str(first), "--format", "csv")
     table = pd.read_csv(io.StringIO(done.stdout))
     assert list(table["batch_size"]) == [32, 64]
+
+
+def test_status_counts_the_trials_a_run_lacks(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path)  # 2 trials written
+    manifest = {"run_id": "run-2", "started_at": "2026-11-22T00:00:00+00:00", "trials": 5}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    done = report(run_dir, "json")
+    assert json.loads(done.stdout)["run"]["in_progress"] is True
+    assert ("sweep run run-2: 2 of 5 trials so far (2 finished, 0 failed): the run has not"
+            " ended (still running, or stopped without ending)") in done.stderr  # fmt: skip
+    manifest["finished_at"] = "2026-11-22T00:01:00+00:00"  # ended, interrupted
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    done = report(run_dir, "table")
+    assert (f"sweep run run-2: 2 of 5 trials (2 finished, 0 failed); the rest never ran:"
+            f" `sweeps resume {run_dir}`") in done.stdout  # fmt: skip

@@ -6,6 +6,9 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from sweeps.protocol import EPOCH, FINAL, decode, encode
@@ -98,7 +101,7 @@ def test_a_restarted_trial_forgets_its_failed_attempt(tmp_path: Path) -> None:
     writer.report("t1", decode(encode(EPOCH, [epoch(1, loss=9.0)])))
     train(writer, "t1", [0], [[epoch(1), epoch(2)]])
     _, epochs = frames(tmp_path)
-    assert list(epochs["loss"]) == [0.5, 0.5]
+    assert list(epochs["train_loss"]) == [0.5, 0.5]
 
 
 def test_resume_sees_the_finished_configurations_and_their_columns(tmp_path: Path) -> None:
@@ -127,3 +130,29 @@ def test_an_infinite_loss_is_named(tmp_path: Path, value: float) -> None:
     train(writer, "t1", [0], [[epoch(1, loss=value)]])
     trials, _ = frames(tmp_path)
     assert trials.loc[0, "error"] == f"loss became {'inf' if value > 0 else '-inf'} at epoch 1"
+
+
+def test_a_name_means_one_thing_of_one_type_in_both_folders(tmp_path: Path) -> None:
+    """The config key `loss` (text) and the epoch metric `loss` (a number) once shared a
+    name; so did a custom metric and the config key it is named like, in the epochs."""
+    configs = [{"loss": "mse", "hidden": [8, 8], "x": 1}, {"loss": "categorical_crossentropy",
+               "hidden": [16], "x": 2}]  # fmt: skip
+    writer = RunWriter(Place.of(tmp_path), "run1", configs, 0.0)
+    train(writer, "t1", [0], [[epoch(1, x=7), epoch(2, x=8)]])
+    train(writer, "t2", [1], [[epoch(1, x=9.5)]])  # a float after ints: one type in both
+    files = sorted((tmp_path / "trials").glob("*.parquet")) + sorted(
+        (tmp_path / "epochs").glob("*.parquet")
+    )
+    schema = pa.unify_schemas([pq.read_schema(file) for file in files])
+    both = ds.dataset(files, schema=schema).to_table()
+    assert both.num_rows == 2 + 3
+    assert schema.field("loss").type == pa.string() and schema.field("x").type == pa.int64()
+    assert schema.field("train_loss").type == pa.float64()
+    assert schema.field("metric_x").type == pa.float64()
+    trials, epochs = frames(tmp_path)
+    assert "loss" not in epochs.columns and list(epochs["train_loss"]) == [0.5, 0.5, 0.5]
+    assert sorted(epochs["metric_x"]) == [7, 8, 9.5] and "x" not in epochs.columns
+    merged = epochs.merge(trials[["trial_id", "loss", "hidden", "x"]], on="trial_id")
+    assert {"loss", "train_loss", "x", "metric_x"} <= set(merged.columns)
+    assert not [column for column in merged.columns if column.endswith(("_x", "_y"))
+                and column != "metric_x"]  # fmt: skip

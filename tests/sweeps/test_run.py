@@ -68,7 +68,7 @@ def test_failed_attempt_is_retried_and_written_once(tmp_path: Path) -> None:
     assert list(trials["status"]) == ["TERMINATED", "TERMINATED"]
     # The failed first attempt reported epoch 1 with loss 9; only the retry's epochs remain.
     assert epochs.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
-    assert (epochs["loss"] < 9).all()
+    assert (epochs["train_loss"] < 9).all()
 
 
 def test_report_a_batch_sizes_match_keras_on_real_mnist(tmp_path: Path, mnist_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
+import analysis
 from sweeps.storage import Place, StorageError
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -91,3 +93,20 @@ def test_a_sweep_writes_its_results_to_s3(s3_server: str) -> None:
     assert "name: quickstart" in (run_dir / "spec.yaml").read_text()
     assert (run_dir / "tune").is_dir()  # Tune's own state went to the bucket too
     assert run_dir.uri in completed.stdout.replace("\n", "")
+
+    # Reported from the bucket, its figures written there.
+    report = subprocess.run(
+        [sys.executable, "-m", "sweeps", "report", run_dir.uri, "--format", "json"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **CREDENTIALS},
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    document = json.loads(report.stdout)
+    assert document["run"]["trials"] == 2 and document["run"]["path"] == run_dir.uri
+    plots = (run_dir / "plots").fs.get_file_info(pafs.FileSelector((run_dir / "plots").path))
+    assert len(plots) == 2 + 2 + 1 and "accuracy-vs-batch_size.png" in {p.base_name for p in plots}
+    assert f"plots: 5 PNG files in {(run_dir / 'plots').uri}" in report.stderr
+    # And here: every run of the sweep, read from the bucket with the URI's options.
+    base, _, query = s3_server.partition("?")
+    trials, epochs = analysis.load_runs(f"{base}/quickstart/*?{query}")
+    assert sorted(trials["batch_size"]) == [64, 128] and set(trials["sweep"]) == {"quickstart"}
+    assert len(epochs) == 2 and set(epochs["run_id"]) == {run_info.base_name}
