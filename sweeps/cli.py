@@ -26,6 +26,7 @@ from sweeps.options import (
     GpusOption,
     MaxBundleOption,
     MaxConcurrentOption,
+    PackOption,
     RepeatsOption,
     SetOption,
     SpecArgument,
@@ -123,6 +124,7 @@ def run(
     max_concurrent: MaxConcurrentOption = None,
     fuse: FuseOption = None,
     max_bundle: MaxBundleOption = None,
+    pack: PackOption = None,
     address: AddressOption = None,
     run_id: Annotated[str | None, typer.Option(hidden=True)] = None,  # set by `submit`
 ) -> None:
@@ -143,7 +145,7 @@ def run(
     sweep = resolve_spec(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
         gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
-        max_bundle=max_bundle,
+        max_bundle=max_bundle, pack=pack and pack.value,
     )  # fmt: skip
     outcome = run_sweep(
         sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,

@@ -20,6 +20,7 @@ from sweeps.options import (
     GpusOption,
     MaxBundleOption,
     MaxConcurrentOption,
+    PackOption,
     RepeatsOption,
     SetOption,
     SpecArgument,
@@ -56,6 +57,7 @@ def submit(
     max_concurrent: MaxConcurrentOption = None,
     fuse: FuseOption = None,
     max_bundle: MaxBundleOption = None,
+    pack: PackOption = None,
     token_file: TokenFile = None,
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job, queued for a sweep slot.
@@ -72,7 +74,7 @@ def submit(
     sweep = resolve_spec(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
         gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
-        max_bundle=max_bundle,
+        max_bundle=max_bundle, pack=pack and pack.value,
     )  # fmt: skip
     if "://" not in results and not Path(results).is_absolute():
         raise SpecError(

@@ -50,9 +50,26 @@ class Fuse(str, enum.Enum):
 FuseOption = Annotated[
     Fuse | None,
     typer.Option(
-        help="auto: train configurations that differ only in activation, lr, loss or"
-        " initializer as one fused model per trial; off: one trial each."
+        help="auto: train configurations that differ only in activation, lr, loss,"
+        " initializer or seed as one fused model per trial; off: one trial each."
         " \\[default: the spec's, auto]",
+        case_sensitive=False,
+    ),
+]
+
+
+class Pack(str, enum.Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+PackOption = Annotated[
+    Pack | None,
+    typer.Option(
+        help="auto: on a GPU, train the bundles in as few trials as keep every GPU busy,"
+        " their kernels overlapping on CUDA streams; on: pack on CPUs too; off: one trial"
+        " a bundle. \\[default: the spec's, auto]",
         case_sensitive=False,
     ),
 ]

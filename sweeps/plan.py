@@ -38,14 +38,30 @@ class RunPlan:
     spec: SweepSpec  # resolved: numbers for `resources.gpus` and `max_bundle`
     configs: list[Config]  # every configuration of the run, in grid order
     groups: list[list[int]]  # what each Tune trial trains: indices into `configs`
+    sizes: list[list[int]]  # each trial's bundles, as sizes in `groups` order (a pack: 2+)
+    slots: int = 1  # trials the cluster runs at once: how many packs to make
 
     def members(self, group: int) -> list[Config]:
         return [self.configs[index] for index in self.groups[group]]
 
+    def bundles(self, group: int) -> list[list[int]]:
+        """The bundles a trial trains, each as indices into `configs`."""
+        found, start = [], 0
+        for size in self.sizes[group]:
+            found.append(self.groups[group][start : start + size])
+            start += size
+        return found
+
     @property
     def fused(self) -> list[list[int]]:
-        """The groups of more than one configuration."""
-        return [group for group in self.groups if len(group) > 1]
+        """The bundles of more than one configuration."""
+        every = (bundle for group in range(len(self.groups)) for bundle in self.bundles(group))
+        return [bundle for bundle in every if len(bundle) > 1]
+
+    @property
+    def packed(self) -> list[int]:
+        """The trials that train more than one bundle."""
+        return [group for group, sizes in enumerate(self.sizes) if len(sizes) > 1]
 
     @property
     def pending(self) -> int:
@@ -56,7 +72,11 @@ class RunPlan:
         """The plan of what is left once the configurations `done` have results: the rest
         regrouped by the same rules (and the same `max_bundle`)."""
         left = sorted(set(range(len(self.configs))) - set(done))
-        return dataclasses.replace(self, groups=group_configs(self.spec, self.configs, left))
+        return _assemble(self.spec, self.configs, left, self.slots)
+
+    def repacked(self, slots: int) -> RunPlan:
+        """The same bundles packed for a cluster that runs `slots` trials at once."""
+        return _assemble(self.spec, self.configs, sorted(itertools.chain(*self.groups)), slots)
 
 
 def configurations(spec: SweepSpec) -> list[Config]:
@@ -106,7 +126,50 @@ def plan_run(spec: SweepSpec, configs: list[Config], slots: int) -> RunPlan:
             else:
                 size = max(1, min(MAX_BUNDLE, math.ceil(len(largest) / max(slots, 1))))
         spec = spec.model_copy(update={"max_bundle": size})
-    return RunPlan(spec, configs, group_configs(spec, configs, range(len(configs))))
+    return _assemble(spec, configs, range(len(configs)), slots)
+
+
+def packs_apply(spec: SweepSpec) -> bool:
+    """Whether the spec's bundles share trials: `pack: on`, or `auto` on a GPU; only for the
+    built-in trainer and FIFO (ASHA stops trials, not bundles)."""
+    if spec.trainer != DEFAULT_TRAINER or spec.scheduler != "fifo" or spec.pack == "off":
+        return False
+    gpus = spec.resources.gpus
+    return spec.pack == "on" or gpus == "auto" or float(gpus) > 0
+
+
+def _assemble(
+    spec: SweepSpec, configs: list[Config], indices: Iterable[int], slots: int
+) -> RunPlan:
+    """The configurations `indices` grouped into bundles, the bundles packed into `slots`
+    trials where packs apply, else a trial each."""
+    bundles = group_configs(spec, configs, indices)
+    packs = pack_bundles(bundles, configs, slots) if packs_apply(spec) else [[b] for b in bundles]
+    groups = [list(itertools.chain(*pack)) for pack in packs]
+    return RunPlan(spec, configs, groups, [[len(b) for b in pack] for pack in packs], slots)
+
+
+def pack_bundles(
+    bundles: list[list[int]], configs: list[Config], slots: int
+) -> list[list[list[int]]]:
+    """The bundles shared out over `slots` packs (fewer when there are fewer bundles), each
+    pack's work about equal: largest first to the least loaded, work being the steps a
+    bundle takes (epochs x batches an epoch). A pack's bundles stay in grid order."""
+    packs: list[list[list[int]]] = [[] for _ in range(max(1, min(slots, len(bundles))))]
+    loads = [0] * len(packs)
+    for bundle in sorted(bundles, key=lambda b: -_steps(configs[b[0]])):
+        lightest = loads.index(min(loads))
+        packs[lightest].append(bundle)
+        loads[lightest] += _steps(configs[bundle[0]])
+    ordered = [sorted(pack) for pack in packs if pack]
+    return sorted(ordered, key=lambda pack: pack[0])
+
+
+def _steps(config: Config) -> int:
+    from trainers import TrainConfig
+
+    cfg = TrainConfig.from_dict(config)
+    return cfg.epochs * math.ceil(TRAIN_IMAGES / cfg.batch_size)
 
 
 def member_bytes(config: Config) -> int:

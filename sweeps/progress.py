@@ -17,6 +17,7 @@ from rich.text import Text
 
 from analysis.render import rich_table
 from sweeps.plan import RunPlan
+from sweeps.protocol import decode
 
 _DONE, _FAILED = "TERMINATED", "ERROR"
 
@@ -99,17 +100,13 @@ class LiveProgress(tune.Callback):
         return Group(bar, Text(f"best {self.metric} {value:.4f}  {config}", style="dim"))
 
     def _best(self, trials: list) -> tuple[float, str] | None:
-        scored = [
-            (float(result[self.metric]), config)
-            for trial in trials
-            for config, result in zip(
-                self.members(trial),
-                trial.last_result.get("members", []),
-                strict=False,  # no result yet: no members
-            )
-            if isinstance(result.get(self.metric), int | float)
-            and not math.isnan(result[self.metric])
-        ]
+        scored = []
+        for trial in trials:
+            report, members = decode(trial.last_result or {}), self.members(trial)
+            for position, result in report.placed() if report is not None else []:
+                value = result.get(self.metric)
+                if isinstance(value, int | float) and not math.isnan(value):
+                    scored.append((float(value), members[position]))
         if not scored:
             return None
         pick = max if self.mode == "max" else min

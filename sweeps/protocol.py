@@ -7,6 +7,10 @@ A Tune trial trains a group of K >= 1 configurations (sweeps.plan) and reports
 
 For a group of one, the member's metrics are also at the top level, where Tune's
 schedulers (ASHA) and its progress look for the spec's metric.
+
+A pack (a trial of several bundles, trainers.pack) reports each bundle's epochs apart:
+`"positions"` says which of the trial's members those are. Its final report carries
+`"errors"`, one per member: None, or why that member's bundle failed (the others went on).
 """
 
 from __future__ import annotations
@@ -25,12 +29,26 @@ Scalar = bool | int | float | str
 class Report:
     kind: Kind
     members: list[dict[str, Any]]  # one mapping of metrics per configuration of the group
+    positions: list[int] | None = None  # which members of the trial; None: all, in order
+    errors: list[str | None] | None = None  # final: why each member failed, if it did
+
+    def placed(self) -> list[tuple[int, dict[str, Any]]]:
+        """(position among the trial's members, metrics) of each member reported."""
+        positions = self.positions if self.positions is not None else range(len(self.members))
+        return list(zip(positions, self.members, strict=True))
 
 
-def encode(kind: Kind, members: list[Mapping[str, Any]]) -> dict[str, Any]:
+def encode(
+    kind: Kind,
+    members: list[Mapping[str, Any]],
+    positions: list[int] | None = None,
+    errors: list[str | None] | None = None,
+) -> dict[str, Any]:
     """What the trial passes to `tune.report`."""
-    top = dict(members[0]) if len(members) == 1 else {}
-    return {**top, "kind": kind, "members": [dict(member) for member in members]}
+    top = dict(members[0]) if len(members) == 1 and positions is None else {}
+    extra = {key: value for key, value in (("positions", positions), ("errors", errors))
+             if value is not None}  # fmt: skip
+    return {**top, "kind": kind, "members": [dict(member) for member in members], **extra}
 
 
 def decode(result: Mapping[str, Any]) -> Report | None:
@@ -38,7 +56,13 @@ def decode(result: Mapping[str, Any]) -> Report | None:
     kind, members = result.get("kind"), result.get("members")
     if kind not in (EPOCH, FINAL) or not isinstance(members, list):
         return None
-    return Report(kind, [dict(member) for member in members])
+    positions, errors = result.get("positions"), result.get("errors")
+    return Report(
+        kind,
+        [dict(member) for member in members],
+        list(positions) if isinstance(positions, list) else None,
+        list(errors) if isinstance(errors, list) else None,
+    )
 
 
 def scalars(metrics: Mapping[str, Any]) -> dict[str, Scalar]:

@@ -117,6 +117,7 @@ class _Trial:
     started: dt.datetime
     epochs: list[list[dict[str, Any]]]  # per member, per epoch
     final: list[dict[str, Any]] | None = None
+    errors: list[str | None] | None = None  # a pack's: per member
 
 
 class RunWriter:
@@ -143,24 +144,27 @@ class RunWriter:
     def report(self, key: str, report: Report) -> None:
         trial = self._trials[key]
         if report.kind == EPOCH:
-            for rows, metrics in zip(trial.epochs, report.members, strict=True):
-                rows.append(scalars(metrics))
+            for position, metrics in report.placed():
+                trial.epochs[position].append(scalars(metrics))
         elif report.kind == FINAL:
-            trial.final = report.members
+            trial.final, trial.errors = report.members, report.errors
 
     def end(self, key: str, error: str | None = None) -> None:
-        """Write the trial's rows: ERROR with `error`; else each configuration TERMINATED,
-        or DIVERGED when its loss stopped being a number."""
+        """Write the trial's rows: ERROR with `error` (a pack's member: with its own);
+        else each configuration TERMINATED, or DIVERGED when its loss stopped being a
+        number."""
         trial = self._trials.pop(key)
         finals = trial.final or [{} for _ in trial.indices]
+        errors = trial.errors or [None for _ in trial.indices]
         bundle_id = key if len(trial.indices) > 1 else None
         rows, epoch_rows = [], []
         for k, index in enumerate(trial.indices):
             member_id = f"{key}-{k}" if bundle_id else key
             epochs, final = trial.epochs[k], scalars(finals[k])
-            status, why = (FAILED, error) if error else (DONE, divergence(epochs, final))
+            failed = error or errors[k]
+            status, why = (FAILED, failed) if failed else (DONE, divergence(epochs, final))
             row = self._row(member_id, bundle_id, index, epochs, final, finals[k])
-            row.update(status=DIVERGED if why and not error else status, error=why,
+            row.update(status=DIVERGED if why and not failed else status, error=why,
                        started_at=trial.started)  # fmt: skip
             rows.append(row)
             epoch_rows += [{"run_id": self.run_id, "trial_id": member_id,

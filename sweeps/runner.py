@@ -34,7 +34,7 @@ import yaml
 
 from analysis.rundir import MANIFEST, SPEC, TUNE
 from sweeps import __version__
-from sweeps.plan import Config, RunPlan, configurations, plan_run
+from sweeps.plan import Config, RunPlan, configurations, packs_apply, plan_run
 from sweeps.ray_session import check_address, check_fits, ray_session
 from sweeps.results import RunWriter, finished_configs, read_trials
 from sweeps.spec import (
@@ -188,6 +188,7 @@ def resume_sweep(
             manifest.pop("finished_at", None)
             manifest["trials"] = len(configs)
             _write_manifest(run_dir, manifest)
+            plan = plan.repacked(_slots(spec))
             _say_fused(plan, say)
             _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
     return _finish(spec, run_dir, manifest, len(configs))
@@ -232,7 +233,8 @@ def _resolve_gpus(spec: SweepSpec, embedded: bool, say: Say) -> SweepSpec:
     visible = ray.cluster_resources().get("GPU", 0)
     gpus = spec.resources.gpus
     if gpus == "auto":
-        gpus = AUTO_GPU_FRACTION if visible else 0.0
+        # A pack is one process that owns its GPU; without packs several trials share one.
+        gpus = (1.0 if packs_apply(spec) else AUTO_GPU_FRACTION) if visible else 0.0
     elif gpus > 0 and not visible and embedded:
         say(f"no GPU on this machine: running on CPUs instead of {gpus} GPU per trial")
         gpus = 0.0
@@ -260,6 +262,13 @@ def _say_fused(plan: RunPlan, say: Say) -> None:
         bundles, trials = _count(len(fused), "bundle"), _count(len(plan.groups), "Tune trial")
         say(f"fused: {sum(map(len, fused))} of them train in {bundles} of up to"
             f" {plan.spec.max_bundle}; {trials} in all")  # fmt: skip
+    if plan.packed:
+        bundles = sum(len(plan.sizes[group]) for group in plan.packed)
+        how = ("their kernels overlapping on CUDA streams" if float(plan.spec.resources.gpus) > 0
+               else "taking turns on the CPU")  # fmt: skip
+        say(f"packed: {bundles} bundles share {_count(len(plan.packed), 'Tune trial')}, a"
+            f" process each, {how} ({_count(plan.slots, 'trial')} at once fit the cluster;"
+            " --pack off: a trial a bundle)")  # fmt: skip
 
 
 def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) -> None:

@@ -159,6 +159,10 @@ class SweepSpec(_Strict):
     # every trial slot busy, at most 8; on a GPU as many as fit sweeps.plan's memory bound
     # (one process per GPU beats several time-slicing it). A run saves the number it used.
     max_bundle: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    # auto: on a GPU, the bundles of a run share as few Tune trials as keep every GPU
+    # slot busy, each trial one process whose bundles' kernels overlap on CUDA streams
+    # (sweeps.plan); on: so on the CPU too (they take turns there); off: a trial a bundle.
+    pack: Literal["auto", "on", "off"] = "auto"
     results: str = "results"
     reference: list[Reference] = []
 
@@ -180,7 +184,7 @@ class SweepSpec(_Strict):
         ]
         return {**data, "reference": filled}
 
-    @field_validator("fuse", mode="before")
+    @field_validator("fuse", "pack", mode="before")
     @classmethod
     def _yaml_off(cls, value: Any) -> Any:
         # YAML 1.1 reads a bare `off` as false (and `on` as true).
@@ -393,6 +397,7 @@ def resolve_spec(
     max_concurrent: int | None = None,
     fuse: str | None = None,
     max_bundle: int | None = None,
+    pack: str | None = None,
 ) -> SweepSpec:
     """A spec as the CLI flags make it: loaded, then `--set`, `--epochs` and the rest."""
     overrides = dict(parse_override(a) for a in assignments or [])
@@ -400,5 +405,5 @@ def resolve_spec(
         overrides["epochs"] = [epochs]
     return override(
         load_spec(name_or_path), overrides, cpus=cpus, gpus=gpus, repeats=repeats,
-        max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle,
+        max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle, pack=pack,
     )  # fmt: skip

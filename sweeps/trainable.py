@@ -41,18 +41,24 @@ def run_group(
     dataset: Any = None,
     configs: list[dict[str, Any]] | None = None,
     groups: list[list[int]] | None = None,
+    sizes: list[list[int]] | None = None,
     trainer: str = DEFAULT_TRAINER,
     cpus: float = 1,
     gpus: float = 0,
 ) -> None:
     """The Tune trainable: `config["group"]` indexes the plan's `groups`, whose
-    configurations train together (sweeps.plan); `tune.with_parameters` supplies the rest.
-    Reports follow sweeps.protocol."""
-    members = [(configs or [])[index] for index in (groups or [])[config["group"]]]
+    configurations train together (sweeps.plan): one bundle, or a pack of bundles of
+    `sizes`; `tune.with_parameters` supplies the rest. Reports follow sweeps.protocol."""
+    group = config["group"]
+    members = [(configs or [])[index] for index in (groups or [])[group]]
     train = resolve_trainer(trainer)
     if trainer == DEFAULT_TRAINER:
         members = [with_device(member, cpus, gpus) for member in members]
     _share_gpu(gpus)
+    bundle_sizes = (sizes or [])[group] if sizes else [len(members)]
+    if len(bundle_sizes) > 1:
+        _run_pack(members, bundle_sizes, dataset)
+        return
 
     def report(metrics: list[dict[str, Any]]) -> None:
         tune.report(encode(EPOCH, metrics))
@@ -66,6 +72,31 @@ def run_group(
         if not isinstance(final[0], dict):
             raise TypeError(f"trainer {trainer!r} must return a dict of metrics, got {final[0]!r}")
     tune.report(encode(FINAL, final))
+
+
+def _run_pack(members: list[dict[str, Any]], sizes: list[int], dataset: Any) -> None:
+    """The bundles of a pack in this one process (trainers.pack); a bundle that fails
+    marks its members failed and the others go on."""
+    from trainers.pack import train_pack
+
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    bundles = [members[start : start + size] for start, size in zip(starts, sizes, strict=True)]
+
+    def report(bundle: int, metrics: list[dict[str, Any]]) -> None:
+        positions = list(range(starts[bundle], starts[bundle] + sizes[bundle]))
+        tune.report(encode(EPOCH, metrics, positions=positions))
+
+    finals: list[dict[str, Any]] = []
+    errors: list[str | None] = []
+    for outcome, size in zip(train_pack(bundles, dataset, report), sizes, strict=True):
+        if isinstance(outcome, Exception):
+            message = " ".join(f"{type(outcome).__name__}: {outcome}".split())
+            finals += [{}] * size
+            errors += [message] * size
+        else:
+            finals += outcome
+            errors += [None] * size
+    tune.report(encode(FINAL, finals, errors=errors))
 
 
 def with_device(config: dict[str, Any], cpus: float, gpus: float) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def make_tuner(
     spec = plan.spec
     gpus = float(spec.resources.gpus)  # resolved by now
     trainable = tune.with_parameters(
-        run_group, dataset=dataset, configs=plan.configs, groups=plan.groups,
+        run_group, dataset=dataset, configs=plan.configs, groups=plan.groups, sizes=plan.sizes,
         trainer=spec.trainer, cpus=spec.resources.cpus, gpus=gpus,
     )  # fmt: skip
     scheduler = None

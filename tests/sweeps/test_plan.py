@@ -26,7 +26,8 @@ def plan_bundles(spec: Any, on_gpu: bool) -> list[list[dict]] | None:
     resources = spec.resources.model_copy(update={"gpus": 0.25 if on_gpu else 0.0})
     spec = spec.model_copy(update={"resources": resources})
     plan = plan_run(spec, configurations(spec), slots=1)
-    groups = [plan.members(index) for index in range(len(plan.groups))]
+    groups = [[plan.configs[index] for index in bundle]
+              for trial in range(len(plan.groups)) for bundle in plan.bundles(trial)]  # fmt: skip
     return None if all(len(group) == 1 for group in groups) else groups
 
 
@@ -148,3 +149,63 @@ def test_presets_fuse_where_their_grids_allow(name: str) -> None:
     assert shapes(bundles) == FUSING_PRESETS.get(name)
     for bundle in bundles or []:
         check_fusable([TrainConfig.from_dict(config) for config in bundle])
+
+
+def batch_sizes_per_trial(plan) -> list[list[int]]:
+    return [[config["batch_size"] for config in plan.members(i)] for i in range(len(plan.groups))]
+
+
+def a1(gpus: float, **fields: Any):
+    preset = load_spec("report-a-batch-size")
+    resources = preset.resources.model_copy(update={"gpus": gpus})
+    return preset.model_copy(update={"resources": resources, **fields})
+
+
+def test_on_a_gpu_bundles_share_as_few_trials_as_there_are_slots() -> None:
+    spec = a1(1.0)
+    one = plan_run(spec, configurations(spec), slots=1)
+    assert one.sizes == [[1] * 7] and one.packed == [0]
+    assert batch_sizes_per_trial(one) == [[512, 256, 128, 64, 32, 16, 8]]
+    # Shared by work (epochs x batches): batch 8 alone is half of it.
+    two = plan_run(spec, configurations(spec), slots=2)
+    assert batch_sizes_per_trial(two) == [[512, 256, 128, 64, 32, 16], [8]]
+    four = plan_run(spec, configurations(spec), slots=4)
+    assert batch_sizes_per_trial(four) == [[512, 256, 128, 64], [32], [16], [8]]
+    assert four.packed == [0] and four.sizes[1:] == [[1], [1], [1]]
+    assert plan_run(spec, configurations(spec), slots=16).packed == []
+
+
+def test_a_pack_holds_fused_bundles_whole() -> None:
+    spec = parse_spec({"name": "p", "dataset": "mnist", "resources": {"gpus": 0.5},
+                       "max_bundle": 2, "base": {"epochs": 1},
+                       "grid": {"activation": ["relu", "tanh", "elu"], "batch_size": [32, 64]}},
+                      "test")  # fmt: skip
+    plan = plan_run(spec, configurations(spec), slots=1)
+    assert plan.sizes == [[2, 2, 1, 1]]  # [0, 2] [1, 3] [4] [5]: grid order
+    assert plan.bundles(0) == [[0, 2], [1, 3], [4], [5]]
+    assert sorted(index for bundle in plan.bundles(0) for index in bundle) == list(range(6))
+    assert len(plan.fused) == 2
+
+
+@pytest.mark.parametrize(
+    ("gpus", "fields", "packed"),
+    [
+        (0.0, {}, False),  # auto: the CPU gains nothing from a pack
+        (0.0, {"pack": "on"}, True),
+        (0.25, {"pack": "off"}, False),
+        (0.25, {"scheduler": "asha"}, False),  # ASHA stops trials, not bundles
+    ],
+)
+def test_where_packs_apply(gpus: float, fields: dict, packed: bool) -> None:
+    spec = a1(gpus, **fields)
+    plan = plan_run(spec, configurations(spec), slots=1)
+    assert (plan.packed == [0]) is packed
+    assert plan.pending == 7
+
+
+def test_what_is_left_of_packs_is_packed_again() -> None:
+    spec = a1(1.0)
+    plan = plan_run(spec, configurations(spec), slots=2)
+    left = plan.without({6, 0})  # batch 8 and 512 have results
+    assert batch_sizes_per_trial(left) == [[256, 128, 64, 32], [16]] and left.pending == 5
+    assert batch_sizes_per_trial(left.repacked(1)) == [[256, 128, 64, 32, 16]]
