@@ -58,6 +58,14 @@ class LiveProgress(tune.Callback):
         """The configurations a trial trains."""
         return self.plan.members(trial.config["group"])
 
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        report = decode(result)
+        for note in report.notes if report is not None else []:
+            console = self._live.console if self._live is not None else Console(stderr=True)
+            console.print(Text(f"note: {note} (trial {trial.trial_id})"), soft_wrap=True)
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._done[trial.trial_id] = len(self.members(trial))
 

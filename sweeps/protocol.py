@@ -11,6 +11,9 @@ schedulers (ASHA) and its progress look for the spec's metric.
 A pack (a trial of several bundles, trainers.pack) reports each bundle's epochs apart:
 `"positions"` says which of the trial's members those are. Its final report carries
 `"errors"`, one per member: None, or why that member's bundle failed (the others went on).
+
+Any report may carry `"notes"`: warnings the trainers logged since the last report (a
+CUDA graph capture that fell back to eager, say), for the driver to show.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Report:
     members: list[dict[str, Any]]  # one mapping of metrics per configuration of the group
     positions: list[int] | None = None  # which members of the trial; None: all, in order
     errors: list[str | None] | None = None  # final: why each member failed, if it did
+    notes: list[str] = dataclasses.field(default_factory=list)  # the trainers' warnings
 
     def placed(self) -> list[tuple[int, dict[str, Any]]]:
         """(position among the trial's members, metrics) of each member reported."""
@@ -43,11 +47,12 @@ def encode(
     members: list[Mapping[str, Any]],
     positions: list[int] | None = None,
     errors: list[str | None] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """What the trial passes to `tune.report`."""
     top = dict(members[0]) if len(members) == 1 and positions is None else {}
-    extra = {key: value for key, value in (("positions", positions), ("errors", errors))
-             if value is not None}  # fmt: skip
+    fields = (("positions", positions), ("errors", errors), ("notes", notes or None))
+    extra = {key: value for key, value in fields if value is not None}
     return {**top, "kind": kind, "members": [dict(member) for member in members], **extra}
 
 
@@ -56,12 +61,13 @@ def decode(result: Mapping[str, Any]) -> Report | None:
     kind, members = result.get("kind"), result.get("members")
     if kind not in (EPOCH, FINAL) or not isinstance(members, list):
         return None
-    positions, errors = result.get("positions"), result.get("errors")
+    positions, errors, notes = result.get("positions"), result.get("errors"), result.get("notes")
     return Report(
         kind,
         [dict(member) for member in members],
         list(positions) if isinstance(positions, list) else None,
         list(errors) if isinstance(errors, list) else None,
+        [str(note) for note in notes] if isinstance(notes, list) else [],
     )
 
 

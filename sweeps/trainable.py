@@ -4,6 +4,7 @@ on one group of configurations of the run plan."""
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -56,25 +57,53 @@ def run_group(
         members = [with_device(member, cpus, gpus) for member in members]
     _share_gpu(gpus)
     bundle_sizes = (sizes or [])[group] if sizes else [len(members)]
-    if len(bundle_sizes) > 1:
-        _run_pack(members, bundle_sizes, dataset)
-        return
+    with TrainerNotes() as notes:
+        if len(bundle_sizes) > 1:
+            _run_pack(members, bundle_sizes, dataset, notes)
+            return
 
-    def report(metrics: list[dict[str, Any]]) -> None:
-        tune.report(encode(EPOCH, metrics))
+        def report(metrics: list[dict[str, Any]]) -> None:
+            tune.report(encode(EPOCH, metrics, notes=notes.drain()))
 
-    if len(members) > 1:
-        from trainers import train_members
+        if len(members) > 1:
+            from trainers import train_members
 
-        final = train_members(members, dataset, report)
-    else:
-        final = [train(members[0], dataset, lambda metrics: report([metrics]))]
-        if not isinstance(final[0], dict):
-            raise TypeError(f"trainer {trainer!r} must return a dict of metrics, got {final[0]!r}")
-    tune.report(encode(FINAL, final))
+            final = train_members(members, dataset, report)
+        else:
+            final = [train(members[0], dataset, lambda metrics: report([metrics]))]
+            if not isinstance(final[0], dict):
+                raise TypeError(
+                    f"trainer {trainer!r} must return a dict of metrics, got {final[0]!r}"
+                )
+        tune.report(encode(FINAL, final, notes=notes.drain()))
 
 
-def _run_pack(members: list[dict[str, Any]], sizes: list[int], dataset: Any) -> None:
+class TrainerNotes(logging.Handler):
+    """The warnings the trainers log (a CUDA graph fallback, say), kept for the trial's
+    next report: a trial's own output goes to files nobody reads, the driver shows them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.pending: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.pending.append(record.getMessage())
+
+    def drain(self) -> list[str]:
+        notes, self.pending = self.pending, []
+        return notes
+
+    def __enter__(self) -> TrainerNotes:
+        logging.getLogger("trainers").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("trainers").removeHandler(self)
+
+
+def _run_pack(
+    members: list[dict[str, Any]], sizes: list[int], dataset: Any, notes: TrainerNotes
+) -> None:
     """The bundles of a pack in this one process (trainers.pack); a bundle that fails
     marks its members failed and the others go on."""
     from trainers.pack import train_pack
@@ -84,7 +113,7 @@ def _run_pack(members: list[dict[str, Any]], sizes: list[int], dataset: Any) -> 
 
     def report(bundle: int, metrics: list[dict[str, Any]]) -> None:
         positions = list(range(starts[bundle], starts[bundle] + sizes[bundle]))
-        tune.report(encode(EPOCH, metrics, positions=positions))
+        tune.report(encode(EPOCH, metrics, positions=positions, notes=notes.drain()))
 
     finals: list[dict[str, Any]] = []
     errors: list[str | None] = []
@@ -96,7 +125,7 @@ def _run_pack(members: list[dict[str, Any]], sizes: list[int], dataset: Any) -> 
         else:
             finals += outcome
             errors += [None] * size
-    tune.report(encode(FINAL, finals, errors=errors))
+    tune.report(encode(FINAL, finals, errors=errors, notes=notes.drain()))
 
 
 def with_device(config: dict[str, Any], cpus: float, gpus: float) -> dict[str, Any]:

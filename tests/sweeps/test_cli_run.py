@@ -160,3 +160,19 @@ def test_interrupted_fused_run_resumes_with_each_configuration_once(
     assert list(kept) == list(before["started_at"])
     epochs = pd.read_parquet(run_dir / "epochs")
     assert len(epochs) == 6 * 2 and epochs["trial_id"].nunique() == 6
+
+
+def test_a_trainers_warning_reaches_the_terminal_once(tmp_path: Path) -> None:
+    """A CUDA graph fallback is logged in the trial's process, whose output goes to files:
+    the driver prints it, piped as a user's log would be, naming the trial."""
+    spec = tmp_path / "warns.yaml"
+    spec.write_text(yaml.safe_dump({"name": "warns", "trainer": "user_trainers:warns",
+                                    "dataset": None, "base": {"epochs": 2},
+                                    "grid": {"x": [1, 2]}}))  # fmt: skip
+    completed = subprocess.run(
+        [*SWEEPS, "run", str(spec), "--results", str(tmp_path / "results")], env=plugin_env(),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    note = "note: CUDA graphs off, training eagerly: capture failed: a stand-in (trial "
+    assert completed.stderr.count(note) == 2, completed.stderr  # one per trial
