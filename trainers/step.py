@@ -154,10 +154,14 @@ class PickedEpoch:
         self._x = torch.empty(orders * batch_size, *self.images.shape[1:], device=device)
         self._batch_one_hot = torch.empty(orders, 1, batch_size, NUM_CLASSES, device=device)
         self._batch_logits = torch.empty(model.count, 1, batch_size, NUM_CLASSES, device=device)
-        self._batch_shape = (batch_size,) if orders == 1 else (orders, batch_size)
-        self._tail_shape = (self.tail,) if orders == 1 else (orders, self.tail)
+        # What the step reads and writes, as the model takes them: views made once.
+        batch_shape = (batch_size,) if orders == 1 else (orders, batch_size)
+        self._step_x = self._x.view(*batch_shape, *self.images.shape[1:])
+        self._step_one_hot = self._batch_one_hot.view(*batch_shape, NUM_CLASSES)
         self._step_logits = member_view(self._batch_logits.view(model.count, -1, NUM_CLASSES),
                                         model.count)  # fmt: skip
+        self._tail_shape = (self.tail,) if orders == 1 else (orders, self.tail)
+        self._tail_one_hot = self.one_hot[:, full:].view(*self._tail_shape, NUM_CLASSES)
         self._tail_logits = member_view(self.logits[:, full:], model.count)
 
     def start(self, orders: torch.Tensor | None) -> torch.Tensor:
@@ -175,12 +179,7 @@ class PickedEpoch:
         torch.index_select(self._order_steps, 1, self.counter, out=self._rows)
         torch.index_select(self.images, 0, self._rows.view(-1), out=self._x)
         torch.index_select(self._one_hot_steps, 1, self.counter, out=self._batch_one_hot)
-        features = self._x.shape[1:]
-        step(
-            self._x.view(*self._batch_shape, *features),
-            self._batch_one_hot.view(*self._batch_shape, NUM_CLASSES),
-            self._step_logits,
-        )
+        step(self._step_x, self._step_one_hot, self._step_logits)
         self._logits_steps.index_copy_(1, self.counter, self._batch_logits)
         self.counter.add_(1)
 
@@ -188,13 +187,8 @@ class PickedEpoch:
         """The last, smaller batch (`tail` rows; none when the batch size divides the
         split). Graph-safe: its place is fixed."""
         start = self.full_steps * self.batch_size
-        rows = self.order[:, start:].reshape(-1)
-        x = self.images.index_select(0, rows)
-        step(
-            x.view(*self._tail_shape, *x.shape[1:]),
-            self.one_hot[:, start:].view(*self._tail_shape, NUM_CLASSES),
-            self._tail_logits,
-        )
+        x = self.images.index_select(0, self.order[:, start:].reshape(-1))
+        step(x.view(*self._tail_shape, *x.shape[1:]), self._tail_one_hot, self._tail_logits)
 
     def run(self, step: Step) -> None:
         for _ in range(self.full_steps):
