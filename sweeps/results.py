@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.rundir import EPOCHS, TRIALS, RunDir
-from sweeps.protocol import EPOCH, FINAL, Report, divergence, scalars
+from sweeps.protocol import EPOCH, Report, divergence, scalars
 from sweeps.storage import Place, StorageError
 
 DONE, FAILED, DIVERGED = "TERMINATED", "ERROR", "DIVERGED"
@@ -116,8 +116,8 @@ class _Trial:
     indices: list[int]  # the configurations it trains
     started: dt.datetime
     epochs: list[list[dict[str, Any]]]  # per member, per epoch
-    final: list[dict[str, Any]] | None = None
-    errors: list[str | None] | None = None  # a pack's: per member
+    finals: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)  # by member
+    errors: dict[int, str] = dataclasses.field(default_factory=dict)  # a pack's, by member
 
 
 class RunWriter:
@@ -136,41 +136,61 @@ class RunWriter:
         for folder in (TRIALS, EPOCHS):  # a resumed run: the columns its files have
             self.schemas[folder] = _widen(self.schemas[folder], self._written_schema(folder))
         self._trials: dict[str, _Trial] = {}
+        # Members of a trial written already (a pack's bundle that ended): kept when the
+        # trial starts over, so that a retry never writes them twice.
+        self._written: dict[str, set[int]] = {}
 
     def start(self, key: str, indices: list[int]) -> None:
         """A trial starts (or starts over after a failure: the failed attempt is forgotten)."""
         self._trials[key] = _Trial(list(indices), _now(), [[] for _ in indices])
+        self._written.setdefault(key, set())
 
     def report(self, key: str, report: Report) -> None:
+        """An epoch's or a final report. A final one for some members only (a pack's
+        bundle that ended) writes their rows now: the rest of the pack may take hours."""
         trial = self._trials[key]
         if report.kind == EPOCH:
             for position, metrics in report.placed():
                 trial.epochs[position].append(scalars(metrics))
-        elif report.kind == FINAL:
-            trial.final, trial.errors = report.members, report.errors
+            return
+        for number, (position, metrics) in enumerate(report.placed()):
+            trial.finals[position] = metrics
+            if report.errors and report.errors[number]:
+                trial.errors[position] = report.errors[number]
+        fresh = [p for p in report.positions or [] if p not in self._written[key]]
+        if fresh:  # (a retried pack retrains what its first attempt wrote: not again)
+            self._flush(key, fresh, None, f"{key}-{fresh[0]}")
 
     def end(self, key: str, error: str | None = None) -> None:
-        """Write the trial's rows: ERROR with `error` (a pack's member: with its own);
-        else each configuration TERMINATED, or DIVERGED when its loss stopped being a
+        """Write the rows of the trial's members not written yet: ERROR with `error`, or
+        a pack member's own; else TERMINATED, or DIVERGED when its loss stopped being a
         number."""
-        trial = self._trials.pop(key)
-        finals = trial.final or [{} for _ in trial.indices]
-        errors = trial.errors or [None for _ in trial.indices]
+        trial = self._trials[key]
+        left = [k for k in range(len(trial.indices)) if k not in self._written[key]]
+        if left:
+            self._flush(key, left, error, key)
+        del self._trials[key]
+
+    def _flush(self, key: str, positions: list[int], error: str | None, name: str) -> None:
+        """Write the rows of the trial's members at `positions` as files `name`."""
+        trial = self._trials[key]
         bundle_id = key if len(trial.indices) > 1 else None
         rows, epoch_rows = [], []
-        for k, index in enumerate(trial.indices):
+        for k in positions:
+            index, raw_final = trial.indices[k], trial.finals.get(k, {})
             member_id = f"{key}-{k}" if bundle_id else key
-            epochs, final = trial.epochs[k], scalars(finals[k])
-            failed = error or errors[k]
+            epochs, final = trial.epochs[k], scalars(raw_final)
+            failed = error or trial.errors.get(k)
             status, why = (FAILED, failed) if failed else (DONE, divergence(epochs, final))
-            row = self._row(member_id, bundle_id, index, epochs, final, finals[k])
+            row = self._row(member_id, bundle_id, index, epochs, final, raw_final)
             row.update(status=DIVERGED if why and not failed else status, error=why,
                        started_at=trial.started)  # fmt: skip
             rows.append(row)
             epoch_rows += [{"run_id": self.run_id, "trial_id": member_id,
                             **self._epoch_columns(index, r)} for r in epochs]  # fmt: skip
-        self._write(EPOCHS, key, epoch_rows)  # first: a trials row promises its epochs
-        self._write(TRIALS, key, rows)
+        self._write(EPOCHS, name, epoch_rows)  # first: a trials row promises its epochs
+        self._write(TRIALS, name, rows)
+        self._written[key].update(positions)
 
     def _epoch_columns(self, index: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """An epoch's metrics under their column names (see the module docstring)."""

@@ -115,17 +115,19 @@ def _run_pack(
         positions = list(range(starts[bundle], starts[bundle] + sizes[bundle]))
         tune.report(encode(EPOCH, metrics, positions=positions, notes=notes.drain()))
 
-    finals: list[dict[str, Any]] = []
-    errors: list[str | None] = []
-    for outcome, size in zip(train_pack(bundles, dataset, report), sizes, strict=True):
+    def ended(bundle: int, outcome: list[dict[str, Any]] | Exception) -> None:
+        # Reported at once: the driver writes this bundle's rows while the others train.
+        positions = list(range(starts[bundle], starts[bundle] + sizes[bundle]))
         if isinstance(outcome, Exception):
-            message = " ".join(f"{type(outcome).__name__}: {outcome}".split())
-            finals += [{}] * size
-            errors += [message] * size
+            message: str | None = " ".join(f"{type(outcome).__name__}: {outcome}".split())
+            finals = [{} for _ in positions]
         else:
-            finals += outcome
-            errors += [None] * size
-    tune.report(encode(FINAL, finals, errors=errors, notes=notes.drain()))
+            message, finals = None, outcome
+        errors = [message] * len(positions)
+        tune.report(encode(FINAL, finals, positions=positions, errors=errors,
+                           notes=notes.drain()))  # fmt: skip
+
+    train_pack(bundles, dataset, report, ended)
 
 
 def with_device(config: dict[str, Any], cpus: float, gpus: float) -> dict[str, Any]:

@@ -176,3 +176,42 @@ def test_a_trainers_warning_reaches_the_terminal_once(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     note = "note: CUDA graphs off, training eagerly: capture failed: a stand-in (trial "
     assert completed.stderr.count(note) == 2, completed.stderr  # one per trial
+
+
+def test_a_pack_killed_mid_way_resumes_what_it_had_not_finished(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
+    """Two bundles in one pack: the 1-epoch one ends first and is written at once; the
+    driver is killed (-9) that moment, while the 10-epoch one trains; resume keeps the
+    first and trains only the second."""
+    results = tmp_path / "results"
+    spec = tmp_path / "pack.yaml"
+    spec.write_text(yaml.safe_dump({"name": "pack", "dataset": "mnist", "pack": "on",
+                                    "max_concurrent": 1, "base": {"batch_size": 64},
+                                    "grid": {"epochs": [1, 10]}}))  # fmt: skip
+    process = subprocess.Popen(
+        [*SWEEPS, "run", str(spec), "--results", str(results), "--data-dir", str(mnist_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not list(results.glob("*/*/trials/*.parquet")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.005)
+    process.kill()
+    process.communicate(timeout=60)
+    (run_dir,) = (results / "pack").iterdir()
+    before = pd.read_parquet(run_dir / "trials")
+    assert list(before["epochs"]) == [1] and list(before["status"]) == ["TERMINATED"]
+
+    resumed = subprocess.run(
+        [*SWEEPS, "resume", str(run_dir), "--data-dir", str(mnist_dir)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 of 2 configurations have results, 1 to train" in resumed.stdout + resumed.stderr
+    after = pd.read_parquet(run_dir / "trials").sort_values("epochs", ignore_index=True)
+    assert list(after["epochs"]) == [1, 10] and set(after["status"]) == {"TERMINATED"}
+    assert after.loc[0, "started_at"] == before.loc[0, "started_at"]
+    assert list(after["epochs_completed"]) == [1, 10]
+    epochs = pd.read_parquet(run_dir / "epochs")
+    assert len(epochs) == 11

@@ -156,3 +156,42 @@ def test_a_name_means_one_thing_of_one_type_in_both_folders(tmp_path: Path) -> N
     assert {"loss", "train_loss", "x", "metric_x"} <= set(merged.columns)
     assert not [column for column in merged.columns if column.endswith(("_x", "_y"))
                 and column != "metric_x"]  # fmt: skip
+
+
+def test_a_packs_bundles_are_written_as_they_end_and_once(tmp_path: Path) -> None:
+    """A pack of two bundles ([0] and [1, 2]): the first ends and is on disk at once; the
+    second fails; a retry of the whole trial writes nothing twice."""
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    writer.start("p", [0, 1, 2])
+    writer.report("p", decode(encode(EPOCH, [epoch(1)], positions=[0])))
+    writer.report("p", decode(encode(EPOCH, [epoch(1), epoch(1)], positions=[1, 2])))
+    writer.report("p", decode(encode(FINAL, [{"test_accuracy": 0.7}], positions=[0],
+                                     errors=[None])))  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == ["p-0.parquet"]
+    assert finished_configs(Place.of(tmp_path)) == {0}
+
+    writer.start("p", [0, 1, 2])  # Tune retries the trial: the pack trains all again
+    writer.report("p", decode(encode(FINAL, [{"test_accuracy": 0.6}], positions=[0],
+                                     errors=[None])))  # fmt: skip
+    writer.report("p", decode(encode(EPOCH, [epoch(1), epoch(1)], positions=[1, 2])))
+    oom = "RuntimeError: CUDA out of memory"
+    writer.report("p", decode(encode(FINAL, [{}, {}], positions=[1, 2], errors=[oom, oom])))
+    writer.end("p")
+    trials, epochs = frames(tmp_path)
+    trials = trials.sort_values("config_index", ignore_index=True)
+    assert list(trials["config_index"]) == [0, 1, 2]  # each once
+    assert list(trials["status"]) == ["TERMINATED", "ERROR", "ERROR"]
+    assert list(trials["error"].fillna("-")) == ["-", oom, oom]
+    assert trials.loc[0, "test_accuracy"] == 0.7  # the first attempt's, kept
+    assert list(trials["bundle_id"]) == ["p", "p", "p"]
+    assert sorted(epochs["trial_id"]) == ["p-0", "p-1", "p-2"]
+
+
+def test_a_trial_that_fails_writes_the_members_not_written_yet(tmp_path: Path) -> None:
+    writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
+    writer.start("p", [0, 1, 2])
+    writer.report("p", decode(encode(FINAL, [{}], positions=[2], errors=[None])))
+    writer.end("p", "ActorDiedError: the worker died")
+    trials = frames(tmp_path)[0].sort_values("config_index", ignore_index=True)
+    assert list(trials["status"]) == ["ERROR", "ERROR", "TERMINATED"]
+    assert set(trials["error"][:2]) == {"ActorDiedError: the worker died"}
