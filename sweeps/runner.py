@@ -266,8 +266,8 @@ def _say_fused(plan: RunPlan, say: Say) -> None:
         bundles = sum(len(plan.sizes[group]) for group in plan.packed)
         how = ("their kernels overlapping on CUDA streams" if float(plan.spec.resources.gpus) > 0
                else "taking turns on the CPU")  # fmt: skip
-        say(f"packed: {bundles} bundles share {_count(len(plan.packed), 'Tune trial')}, a"
-            f" process each, {how} ({_count(plan.slots, 'trial')} at once fit the cluster;"
+        say(f"packed: {bundles} bundles in {_count(len(plan.packed), 'Tune trial')} (a process"
+            f" a trial), {how} (the cluster runs {_count(plan.slots, 'trial')} at once;"
             " --pack off: a trial a bundle)")  # fmt: skip
 
 

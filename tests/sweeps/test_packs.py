@@ -21,7 +21,7 @@ def test_a_packed_run_reads_exactly_like_an_unpacked_one(tmp_path: Path, capsys)
     args = ["run", "quickstart", "--epochs", "2", "--set", "batch_size=16,64,256",
             "--set", "activation=relu,tanh", "--max-concurrent", "1"]  # fmt: skip
     assert run_cli(*args, "--pack", "on", "--results", str(tmp_path / "packed")) == 0
-    assert "packed: 4 bundles share 1 Tune trial, a process each" in capsys.readouterr().err
+    assert "packed: 4 bundles in 1 Tune trial (a process a trial)" in capsys.readouterr().err
     assert run_cli(*args, "--pack", "off", "--results", str(tmp_path / "apart")) == 0
     _, packed, packed_epochs = read(tmp_path / "packed")
     _, apart, apart_epochs = read(tmp_path / "apart")
