@@ -1,198 +1,404 @@
-"""PNG figures from the trials and epochs frames: learning curves, metric vs parameter,
-confusion matrices.
+"""Figures of a sweep, for any grid: the metric against each swept parameter, every
+trial's learning curves on one figure, parallel coordinates over the grid's axes.
 
-Figures are plain `matplotlib.figure.Figure` objects rendered by the Agg canvas, never
-pyplot: no display is needed and no global figure registry can leak memory across a sweep
-of hundreds of trials.
+Each function returns a `matplotlib.figure.Figure` (for a notebook, or `png()` for bytes);
+writing files is the caller's. Figures are built on the Agg canvas, never pyplot: no
+display is needed, and no global figure registry keeps hundreds of them alive.
+Confusion matrices are in analysis.confusion, which figures a run gets in analysis.figures.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import io
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from analysis.load import hashable, require_numeric
+from analysis.load import RunDataError, hashable, require_numeric
+from analysis.settings import value_text
+from analysis.threshold import Threshold, infer_mode
 
 DPI = 100
-GRID_COLUMNS = 3
+MAX_SERIES = 10  # more lines than this in one axes is a thicket: points instead
+REFERENCE_MARKERS = ("X", "P", "D", "v", "^")
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1}
+EPOCH_PANELS = (  # (row, column): the epochs column, the panel's title
+    ("train_accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
+    ("train_loss", "training loss"), ("val_loss", "validation loss"),
+)  # fmt: skip
 
 
-def _value_text(value: Any) -> str:
-    value = hashable(value)
-    if isinstance(value, tuple):
-        return str(list(value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """Published figures to draw beside ours: a legend label and the rows that give them."""
+
+    label: str
+    rows: tuple[Mapping[str, Any], ...]
 
 
-def trial_label(trial: pd.Series, swept: list[str]) -> str:
-    """ "batch_size=64, seed=0"; the trial id when nothing is swept (a single run)."""
-    parts = [f"{key}={_value_text(trial[key])}" for key in swept if key in trial.index]
-    return ", ".join(parts) or str(trial.get("trial_id", "trial"))
+def png(figure: Figure) -> bytes:
+    """The figure as PNG bytes, with no "Software" stamp: files differ only where the
+    drawing does."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
 
 
-def confusion_counts(trial: pd.Series) -> np.ndarray | None:
-    """The trial's confusion matrix as a square int array; None for failed trials."""
-    value = trial.get("confusion")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    flat = np.asarray(value, dtype=np.int64).ravel()
-    side = math.isqrt(flat.size)
-    if side == 0 or side * side != flat.size:
-        raise ValueError(
-            f"trial {trial.get('trial_id')!r}: confusion has {flat.size} values, not a square"
-        )
-    return flat.reshape(side, side)
-
-
-def _save(figure: Figure, path: Path) -> Path:
+def save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    # No "Software" version stamp, so files differ only where the drawing itself does.
-    figure.savefig(path, dpi=DPI, metadata={"Software": None})
-    figure.clear()
+    path.write_bytes(png(figure))
     return path
 
 
-def learning_curves(trial: pd.Series, epochs: pd.DataFrame, swept: list[str], path: Path) -> Path:
-    """Accuracy and loss per epoch, training beside validation, as the lab reports drew them."""
-    rows = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
-    if rows.empty:
-        raise ValueError(f"trial {trial['trial_id']!r} has no rows in the epochs frame")
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    accuracy_axes, loss_axes = figure.subplots(1, 2)
-    for axes, metric in ((accuracy_axes, "accuracy"), (loss_axes, "loss")):
-        # A frame made by hand may carry the trainer's own name for it (`loss`).
-        train = f"train_{metric}" if f"train_{metric}" in rows.columns else metric
-        for column, label in ((train, "train"), (f"val_{metric}", "validation")):
-            if column in rows.columns:
-                axes.plot(rows["epoch"], rows[column], marker="o", label=label)
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(metric)
-        axes.grid(alpha=0.3)
-        axes.legend()
-    # Integer ticks: a 3-epoch run would otherwise show 1.25, 1.5, ...
-    accuracy_axes.xaxis.get_major_locator().set_params(integer=True)
-    loss_axes.xaxis.get_major_locator().set_params(integer=True)
-    figure.suptitle(trial_label(trial, swept))
-    return _save(figure, path)
+def config_label(row: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """ "batch_size=64, activation=relu"; "all trials" when nothing is swept."""
+    return ", ".join(f"{key}={value_text(hashable(row[key]))}" for key in keys) or "all trials"
 
 
-def accuracy_vs_param(trials: pd.DataFrame, param: str, metric: str, path: Path) -> Path:
-    """Mean of `metric` per value of `param` over repeats, standard deviation as error bars."""
-    # RunDataError is a ValueError whose message names the missing or non-numeric column.
-    require_numeric(trials, param, metric)
-    finished = trials.dropna(subset=[param, metric])
-    if finished.empty:
-        raise ValueError(f"no trial has a value for {metric!r} (all failed?)")
-    groups = finished.groupby(param, sort=True)[metric]
-    means = groups.mean()
-    # One run per value has no spread: draw a zero-length bar rather than none.
-    spreads = groups.std(ddof=1).fillna(0.0)
-    figure = Figure(figsize=(6, 4), layout="constrained")
-    axes = figure.subplots()
-    axes.errorbar(means.index, means.to_numpy(), yerr=spreads.to_numpy(), marker="o", capsize=4)
-    if (means.index > 0).all():
-        # Batch sizes and learning rates are swept in powers of two or ten.
-        axes.set_xscale("log", base=2 if _all_powers_of_two(means.index) else 10)
-        axes.set_xticks(means.index, [_value_text(v) for v in means.index])
-        axes.minorticks_off()
+def ordered(values: Sequence[Any], order: Sequence[Any] | None = None) -> list[Any]:
+    """Distinct values in the order a figure shows them: numbers ascending, anything else
+    in the spec's grid order, then as text."""
+    distinct = list(dict.fromkeys(hashable(v) for v in values))
+    if all(_is_number(v) for v in distinct):
+        return sorted(distinct)
+    position = {hashable(v): i for i, v in enumerate(order or [])}
+    return sorted(distinct, key=lambda v: (position.get(v, len(position)), str(v)))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
+
+
+def log_base(values: Sequence[Any]) -> int | None:
+    """2 or 10 when the values read best on a log axis (batch sizes, learning rates)."""
+    if len(values) < 2 or not all(_is_number(v) and v > 0 for v in values):
+        return None
+    if all(float(v).is_integer() and int(v) & (int(v) - 1) == 0 for v in values):
+        return 2
+    return 10 if max(values) / min(values) >= 10 else None
+
+
+def colours(values: Sequence[Any]) -> dict[Any, tuple[float, ...]]:
+    """A colour per value: a sequential map over ordered numbers (small dark, large
+    light), distinct hues for categories."""
+    if values and all(_is_number(v) for v in values) and len(values) > 1:
+        cmap = colormaps["viridis"]
+        # Stop short of viridis' pale yellow end, which vanishes on white.
+        return {v: cmap(0.85 * i / (len(values) - 1)) for i, v in enumerate(values)}
+    cmap = colormaps["tab10" if len(values) <= 10 else "tab20"]
+    return {v: cmap(i % cmap.N) for i, v in enumerate(values)}
+
+
+def _heading(figure: Figure, title: str, what: str) -> None:
+    figure.suptitle(f"{title}\n{what}" if title else what)
+
+
+def _direction(metric: str, mode: str) -> str:
+    return f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)"
+
+
+def _x_axis(axes: Axes, param: str, values: list[Any], numeric: bool) -> None:
     axes.set_xlabel(param)
-    axes.set_ylabel(metric)
+    if not numeric:
+        axes.set_xticks(range(len(values)), [value_text(v) for v in values])
+        axes.set_xlim(-0.5, len(values) - 0.5)
+        return
+    base = log_base(values)
+    if base is not None:
+        axes.set_xscale("log", base=base)
+        axes.set_xticks(values, [value_text(v) for v in values])
+        axes.minorticks_off()
+
+
+def metric_vs_param(
+    trials: pd.DataFrame,
+    param: str,
+    metric: str,
+    *,
+    mode: str | None = None,
+    series: Sequence[str] = (),
+    orders: Mapping[str, Sequence[Any]] | None = None,
+    references: Sequence[Reference] = (),
+    threshold: Threshold | None = None,
+    title: str = "",
+) -> Figure:
+    """`metric` against `param`: a line per combination of the `series` keys (the grid's
+    other axes), each point the mean over repeats with their standard deviation as error
+    bars and each repeat a faint dot; the best mean starred; references' figures dashed;
+    `threshold`'s answers as vertical lines when it is about this parameter and metric."""
+    mode = mode or infer_mode(metric)
+    orders = orders or {}
+    series = [key for key in series if key != param]
+    for column in (param, *series):
+        if column not in trials.columns:
+            raise RunDataError(f"no column {column!r}; columns: {', '.join(trials.columns)}")
+    require_numeric(trials, metric)
+    scored = trials.dropna(subset=[metric])
+    if scored.empty:
+        raise RunDataError(f"no trial has a value for {metric!r} (all failed?)")
+    scored = scored.assign(**{key: scored[key].map(hashable) for key in (param, *series)})
+    values = ordered(scored[param], orders.get(param))
+    numeric = all(_is_number(v) for v in values)
+    position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
+    groups = split_by(scored, series, orders)
+    crowded = len(groups) > MAX_SERIES
+    palette = colours([key for key, _ in groups]) if len(groups) > 1 else {}
+    repeats = int(scored.groupby([*series, param]).size().max())
+
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    axes = figure.subplots()
+    means: list[tuple[float, float]] = []  # (x, mean) of every point, for the best
+    for index, (key, group) in enumerate(groups):
+        colour = "grey" if crowded else palette.get(key, "tab:blue")
+        named = dict(zip(series, key, strict=True))
+        label = config_label(named, series) if series and not crowded else None
+        # Side by side, not on top of each other, where categories share an x.
+        shift = 0.0 if numeric or crowded else 0.08 * (index - (len(groups) - 1) / 2)
+        stats = group.groupby(param)[metric].agg(["mean", "std", "size"])
+        stats = stats.loc[[v for v in values if v in stats.index]]
+        xs = np.array([position[v] for v in stats.index]) + shift
+        spread = stats["std"].fillna(0.0).to_numpy() if repeats > 1 else None
+        axes.errorbar(xs, stats["mean"].to_numpy(), yerr=spread, marker="o", capsize=4,
+                      color=colour, label=label, linestyle="none" if crowded else "-")  # fmt: skip
+        if repeats > 1:
+            dots = group[param].map(position).to_numpy() + shift
+            axes.scatter(dots, group[metric], s=12, color=colour, alpha=0.35, linewidths=0)
+        means += zip(xs.tolist(), stats["mean"].tolist(), strict=True)
+    best = (max if mode == "max" else min)(means, key=lambda point: point[1])
+    axes.plot(*best, marker="*", markersize=16, color="gold", markeredgecolor="black",
+                  linestyle="none", label="best", zorder=5)  # fmt: skip
+    _draw_references(axes, references, param, metric, series, groups, palette, position)
+    _draw_threshold(axes, threshold, param, metric, position)
+    _x_axis(axes, param, values, numeric)
+    axes.set_ylabel(_direction(metric, mode))
     axes.grid(alpha=0.3)
-    axes.set_title(f"{metric} vs {param} (mean ± std over repeats)")
-    return _save(figure, path)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize="small")
+    spread_text = f"mean ± std over {repeats} seeds" if repeats > 1 else "one run each"
+    _heading(figure, title, f"{metric} vs {param} ({spread_text})")
+    return figure
 
 
-def _all_powers_of_two(values: pd.Index) -> bool:
-    return all(float(v).is_integer() and int(v) & (int(v) - 1) == 0 for v in values)
+def split_by(
+    scored: pd.DataFrame, keys: list[str], orders: Mapping[str, Sequence[Any]]
+) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
+    """The trials split by their (hashable) values of `keys`, in figure order: the
+    groups' key tuples, each with its trials."""
+    if not keys:
+        return [((), scored)]
+    groups = {key if isinstance(key, tuple) else (key,): group
+              for key, group in scored.groupby(keys, sort=False)}  # fmt: skip
+    ranks = [{v: i for i, v in enumerate(ordered(scored[key], orders.get(key)))} for key in keys]
+
+    def rank(item: tuple[tuple[Any, ...], pd.DataFrame]) -> list[int]:
+        return [r[v] for r, v in zip(ranks, item[0], strict=True)]
+
+    return sorted(groups.items(), key=rank)
 
 
-def _draw_confusion(axes: Axes, counts: np.ndarray, title: str, font_size: float) -> None:
-    image = axes.imshow(counts, cmap="Blues", vmin=0)
-    threshold = counts.max() / 2
-    for (true, predicted), count in np.ndenumerate(counts):
-        # White on dark cells, black on light: readable at either end of the colour map.
-        colour = "white" if count > threshold else "black"
-        axes.text(
-            predicted, true, str(count), ha="center", va="center", color=colour, fontsize=font_size
-        )
-    ticks = range(counts.shape[0])
-    axes.set_xticks(ticks)
-    axes.set_yticks(ticks)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    axes.figure.colorbar(image, ax=axes, shrink=0.8)
+def _draw_references(
+    axes: Axes,
+    references: Sequence[Reference],
+    param: str,
+    metric: str,
+    series: list[str],
+    groups: list[tuple[tuple[Any, ...], pd.DataFrame]],
+    palette: dict[Any, Any],
+    position: dict[Any, float],
+) -> None:
+    """Each reference dashed, with a marker of its own: in a series' colour where its rows
+    name that series' values, in black where they name none of the other axes."""
+    for reference, marker in zip(references, REFERENCE_MARKERS * 4, strict=False):
+        rows = [r for r in reference.rows if param in r and metric in r
+                and hashable(r[param]) in position]  # fmt: skip
+        lines: list[tuple[Any, list[Mapping[str, Any]]]] = []
+        unconditional = [r for r in rows if not any(key in r for key in series)]
+        if unconditional:
+            lines.append(("black", unconditional))
+        for key, _ in groups:
+            wanted = dict(zip(series, key, strict=True))
+            matched = [r for r in rows if series and all(
+                k in r and hashable(r[k]) == v for k, v in wanted.items())]  # fmt: skip
+            if matched:
+                lines.append((palette.get(key, "black"), matched))
+        for colour, matched in lines:
+            points = sorted((position[hashable(r[param])], float(r[metric])) for r in matched)
+            xs, ys = zip(*points, strict=True)
+            axes.plot(xs, ys, linestyle="--", marker=marker, color=colour, alpha=0.8)
+        if lines:  # one legend entry per reference, whatever the colours
+            axes.plot([], [], linestyle="--", marker=marker, color="black",
+                      label=textwrap.shorten(reference.label, 70, placeholder=" ..."))  # fmt: skip
 
 
-def confusion_matrix(trial: pd.Series, swept: list[str], path: Path) -> Path:
-    """The trial's validation confusion matrix, counts written in the cells."""
-    counts = confusion_counts(trial)
-    if counts is None:
-        raise ValueError(f"trial {trial.get('trial_id')!r} has no confusion matrix")
-    figure = Figure(figsize=(7, 6), layout="constrained")
-    _draw_confusion(figure.subplots(), counts, trial_label(trial, swept), font_size=8)
-    return _save(figure, path)
+def _draw_threshold(
+    axes: Axes, threshold: Threshold | None, param: str, metric: str, position: dict[Any, float]
+) -> None:
+    if threshold is None or threshold.param != param or threshold.metric != metric:
+        return
+    answers = {"report's rule": threshold.answer, "noise-aware": threshold.noise_aware}
+    marked: dict[Any, list[str]] = {}
+    for name, level in answers.items():
+        if level is not None and hashable(level.value) in position:
+            marked.setdefault(hashable(level.value), []).append(name)
+    for (value, names), style in zip(marked.items(), ("--", ":"), strict=False):
+        label = f"threshold ({', '.join(names)}): {param} {value_text(value)}"
+        axes.axvline(position[value], color="tab:red", linestyle=style, alpha=0.8, label=label)
 
 
-def confusion_grid(trials: pd.DataFrame, by: str, path: Path) -> Path:
-    """One confusion heat map per trial that has one, ordered by `by`, side by side."""
-    if by not in trials.columns:
-        raise ValueError(f"no column {by!r}; columns: {', '.join(map(str, trials.columns))}")
-    order = trials.assign(_key=trials[by].map(hashable)).sort_values(["_key", "trial_id"])
-    panels = [
-        (row, counts)
-        for _, row in order.iterrows()
-        if (counts := confusion_counts(row)) is not None
-    ]
+def learning_curves(
+    trials: pd.DataFrame,
+    epochs: pd.DataFrame,
+    by: str | None,
+    *,
+    order: Sequence[Any] | None = None,
+    title: str = "",
+) -> Figure:
+    """Every trial's accuracy and loss per epoch, training beside validation, on one
+    figure, each trial coloured by its value of `by` (None: all one colour)."""
+    if "trial_id" not in epochs.columns or epochs.empty:
+        raise RunDataError("the epochs frame is empty: no learning curves to draw")
+    # A frame made by hand may carry the trainer's own names (`loss`, `accuracy`).
+    epochs = epochs.rename(columns={n: f"train_{n}" for n in ("loss", "accuracy")
+                                    if f"train_{n}" not in epochs.columns})  # fmt: skip
+    panels = [(column, name) for column, name in EPOCH_PANELS if column in epochs.columns]
     if not panels:
-        raise ValueError(f"no trial has a confusion matrix to plot by {by!r}")
-    columns = min(GRID_COLUMNS, len(panels))
-    rows = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(5 * columns, 4.5 * rows), layout="constrained")
-    grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
-    for axes, (row, counts) in zip(grid, panels, strict=False):
-        accuracy = row.get("val_accuracy")
-        title = f"{by}={_value_text(row[by])}"
-        if accuracy is not None and not pd.isna(accuracy):
-            title += f"  val_accuracy={accuracy:.4f}"
-        _draw_confusion(axes, counts, title, font_size=6)
-    for axes in grid[len(panels) :]:
-        axes.set_visible(False)
-    return _save(figure, path)
+        raise RunDataError("the epochs frame has none of " + ", ".join(c for c, _ in EPOCH_PANELS))
+    if by is not None and by not in trials.columns:
+        raise RunDataError(f"no column {by!r}; columns: {', '.join(trials.columns)}")
+    drawn = trials[trials["trial_id"].isin(set(epochs["trial_id"]))]
+    values = ordered(drawn[by], order) if by is not None else [None]
+    palette = colours(values) if by is not None else {None: colormaps["tab10"](0)}
+
+    figure = Figure(figsize=(11, 7.5), layout="constrained")
+    grid = figure.subplots(2, 2, sharex=True, squeeze=False)
+    by_column = {column: grid.ravel()[i] for i, (column, _) in enumerate(EPOCH_PANELS)}
+    for _, trial in drawn.sort_values("trial_id").iterrows():
+        rows = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
+        colour = palette[hashable(trial[by]) if by is not None else None]
+        for column, _ in panels:
+            by_column[column].plot(rows["epoch"], rows[column], color=colour, alpha=0.8,
+                                   linewidth=1.4, marker="o", markersize=2.5)  # fmt: skip
+    for column, name in EPOCH_PANELS:
+        axes = by_column[column]
+        if column not in epochs.columns:
+            axes.set_visible(False)
+            continue
+        axes.set_title(name)
+        if column.endswith("loss"):  # the bottom row's; the top row shares its x axis
+            axes.set_xlabel("epoch")
+        axes.set_ylabel(name.split()[-1])
+        axes.grid(alpha=0.3)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        if column.endswith("loss"):
+            _log_if_spread(axes, epochs[[c for c, _ in panels if c.endswith("loss")]])
+    _share_y(grid)
+    if by is not None:
+        handles = [Line2D([], [], color=palette[v], linewidth=2) for v in values]
+        figure.legend(handles, [value_text(v) for v in values], title=by, loc="outside right upper")
+    what = f"learning curves, {len(drawn)} trials" + (f", coloured by {by}" if by else "")
+    _heading(figure, title, what)
+    return figure
 
 
-def write_plots(
-    trials: pd.DataFrame, epochs: pd.DataFrame, swept: list[str], out_dir: Path
-) -> list[Path]:
-    """Every figure the run supports, into `out_dir`; returns the files written."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with_epochs = set(epochs["trial_id"]) if "trial_id" in epochs.columns else set()
-    written: list[Path] = []
-    for _, trial in trials.sort_values("trial_id").iterrows():
-        trial_id = trial["trial_id"]
-        if trial_id in with_epochs:
-            target = out_dir / f"learning-{trial_id}.png"
-            written.append(learning_curves(trial, epochs, swept, target))
-        if confusion_counts(trial) is not None:
-            written.append(confusion_matrix(trial, swept, out_dir / f"confusion-{trial_id}.png"))
-    # A sweep where every trial failed has nothing to plot; a missing column still raises.
-    metric_known = "val_accuracy" not in trials.columns or trials["val_accuracy"].notna().any()
-    if "batch_size" in swept and metric_known:
-        target = out_dir / "accuracy-vs-batch_size.png"
-        written.append(accuracy_vs_param(trials, "batch_size", "val_accuracy", target))
-    if "activation" in swept and any(confusion_counts(t) is not None for _, t in trials.iterrows()):
-        target = out_dir / "confusion-grid-activation.png"
-        written.append(confusion_grid(trials, "activation", target))
-    return written
+def _log_if_spread(axes: Axes, losses: pd.DataFrame) -> None:
+    """A log scale where the losses span orders of magnitude (a diverging trial, MSE beside
+    cross-entropy), which on a linear one would flatten every other curve; decided on both
+    loss panels at once, so that they share a scale."""
+    values = losses.to_numpy(dtype=float).ravel()
+    finite = values[np.isfinite(values) & (values > 0)]
+    if len(finite) and finite.max() / finite.min() > 100:
+        axes.set_yscale("log")
+
+
+def _share_y(grid: np.ndarray) -> None:
+    """Training and validation on one scale per row, so that the gap between them reads."""
+    for row in grid:
+        visible = [axes for axes in row if axes.get_visible()]
+        if len(visible) == 2 and visible[0].get_yscale() == visible[1].get_yscale():
+            low = min(axes.get_ylim()[0] for axes in visible)
+            high = max(axes.get_ylim()[1] for axes in visible)
+            for axes in visible:
+                axes.set_ylim(low, high)
+
+
+def parallel_coordinates(
+    trials: pd.DataFrame,
+    keys: Sequence[str],
+    metric: str,
+    *,
+    mode: str | None = None,
+    orders: Mapping[str, Sequence[Any]] | None = None,
+    title: str = "",
+) -> Figure:
+    """One line per configuration (the mean over its repeats) across an axis per swept
+    parameter and one for `metric`, coloured by the metric, the best drawn on top."""
+    mode = mode or infer_mode(metric)
+    keys = list(keys)
+    for key in keys:
+        if key not in trials.columns:
+            raise RunDataError(f"no column {key!r}; columns: {', '.join(trials.columns)}")
+    require_numeric(trials, metric)
+    scored = trials.dropna(subset=[metric])
+    if scored.empty:
+        raise RunDataError(f"no trial has a value for {metric!r} (all failed?)")
+    scored = scored.assign(**{key: scored[key].map(hashable) for key in keys})
+    table = scored.groupby(keys, sort=False)[metric].mean().reset_index()
+    table = table.sort_values(metric, ascending=mode == "max")  # the best drawn last, on top
+    scales = [_scale(table[key], (orders or {}).get(key)) for key in keys]
+    low, high = float(table[metric].min()), float(table[metric].max())
+    norm = Normalize(low, high if high > low else low + 1e-9)
+    cmap = colormaps["viridis" if mode == "max" else "viridis_r"]
+
+    figure = Figure(figsize=(3 + 2.2 * len(keys), 5), layout="constrained")
+    axes = figure.subplots()
+    for _, row in table.iterrows():
+        ys = [scale[row[key]] for key, scale in zip(keys, scales, strict=True)]
+        ys.append(float(norm(row[metric])))
+        axes.plot(range(len(ys)), ys, color=cmap(norm(row[metric])), linewidth=2, alpha=0.85,
+                  marker="o", markersize=4)  # fmt: skip
+    for i, scale in enumerate(scales):
+        for value, y in scale.items():
+            axes.text(i + 0.04, y, value_text(value), va="center", fontsize=8, bbox=LABEL_BOX)
+    for y in np.linspace(0, 1, 5):
+        axes.text(len(keys) + 0.04, y, f"{norm.inverse(y):.4g}", va="center", fontsize=8)
+    for i in range(len(keys) + 1):
+        axes.axvline(i, color="black", linewidth=0.8)
+    axes.set_xticks(range(len(keys) + 1), [*keys, metric])
+    axes.set_yticks([])
+    axes.set_xlim(-0.1, len(keys) + 0.45)
+    axes.set_ylim(-0.05, 1.05)
+    for side in ("left", "right", "top", "bottom"):
+        axes.spines[side].set_visible(False)
+    figure.colorbar(ScalarMappable(norm, cmap), ax=axes, label=_direction(metric, mode))
+    repeats = int(scored.groupby(keys).size().max())
+    mean = f", mean over {repeats} seeds" if repeats > 1 else ""
+    _heading(figure, title, f"parallel coordinates: {len(table)} configurations{mean}")
+    return figure
+
+
+def _scale(column: pd.Series, order: Sequence[Any] | None) -> dict[Any, float]:
+    """Each value's height on its axis in [0, 1]: by value (log where it reads best) for
+    numbers, evenly spaced for anything else."""
+    values = ordered(column, order)
+    if len(values) == 1:
+        return {values[0]: 0.5}
+    if all(_is_number(v) for v in values):
+        to = np.log if log_base(values) else np.asarray
+        points = to(np.asarray(values, dtype=float))
+        return {v: float((p - points.min()) / (points.max() - points.min()))
+                for v, p in zip(values, points, strict=True)}  # fmt: skip
+    return {v: i / (len(values) - 1) for i, v in enumerate(values)}

@@ -6,6 +6,7 @@ run), 2 bad input (a spec, flag, file or address), in which case nothing was sta
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
@@ -19,7 +20,9 @@ from typer.exceptions import TyperException
 
 from sweeps import __version__, jobs_cli, reporting
 from sweeps.options import (
+    CallbackOption,
     CpusOption,
+    DashboardOption,
     DataDirOption,
     EpochsOption,
     FuseOption,
@@ -30,6 +33,7 @@ from sweeps.options import (
     RepeatsOption,
     SetOption,
     SpecArgument,
+    add_callbacks,
     console,
     errors,
     fail,
@@ -125,7 +129,9 @@ def run(
     fuse: FuseOption = None,
     max_bundle: MaxBundleOption = None,
     pack: PackOption = None,
+    callback: CallbackOption = None,
     address: AddressOption = None,
+    dashboard: DashboardOption = False,
     run_id: Annotated[str | None, typer.Option(hidden=True)] = None,  # set by `submit`
 ) -> None:
     """Run a sweep: a Ray Tune grid on an embedded Ray (or --address), results as Parquet.
@@ -139,7 +145,10 @@ def run(
         sweeps run my-sweep.yaml --set lr=0.01,0.1 --set hidden=[128,128] --gpus-per-trial 0.25
 
         sweeps run report-a-activations --fuse off
+
+        sweeps run quickstart --callback wandb --dashboard
     """
+    from sweeps.loggers import check_callbacks
     from sweeps.runner import run_sweep
 
     sweep = resolve_spec(
@@ -147,10 +156,13 @@ def run(
         gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
         max_bundle=max_bundle, pack=pack and pack.value,
     )  # fmt: skip
-    outcome = run_sweep(
-        sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
-        say=say,
-    )  # fmt: skip
+    sweep = add_callbacks(sweep, callback)
+    check_callbacks(sweep)
+    with _dashboard(dashboard):
+        outcome = run_sweep(
+            sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
+            say=say,
+        )  # fmt: skip
     _conclude(outcome)
 
 
@@ -160,6 +172,7 @@ def resume(
     ],
     data_dir: DataDirOption = None,
     address: AddressOption = None,
+    dashboard: DashboardOption = False,
 ) -> None:
     """Continue an interrupted run: finished trials are kept, the rest run.
 
@@ -167,9 +180,14 @@ def resume(
 
         sweeps resume results/quickstart/20261122-101500-3f2a
     """
-    from sweeps.runner import resume_sweep
+    from sweeps.loggers import check_callbacks
+    from sweeps.runner import read_run, resume_sweep
+    from sweeps.storage import Place
 
-    _conclude(resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=say))
+    check_callbacks(read_run(Place.of(run_dir))[0])  # the loggers the run was started with
+    with _dashboard(dashboard):
+        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=say)
+    _conclude(outcome)
 
 
 def presets() -> None:
@@ -291,6 +309,12 @@ def _conclude(outcome: Any) -> None:
         )  # fmt: skip
     if outcome.failed or outcome.finished < outcome.total:
         raise typer.Exit(1)
+
+
+def _dashboard(shown: bool) -> contextlib.AbstractContextManager[None]:
+    from sweeps.ray_session import showing_dashboard
+
+    return showing_dashboard(say) if shown else contextlib.nullcontext()
 
 
 def _text(path: Path | None) -> str | None:

@@ -5,15 +5,18 @@ Registered on the app by sweeps.cli; the work is in sweeps.jobs.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from ray.job_submission import JobSubmissionClient
 from rich.table import Table
 
 from sweeps import jobs
 from sweeps.options import (
+    CallbackOption,
     CpusOption,
     EpochsOption,
     FuseOption,
@@ -24,14 +27,21 @@ from sweeps.options import (
     RepeatsOption,
     SetOption,
     SpecArgument,
+    add_callbacks,
     console,
     say,
 )
 from sweeps.spec import SpecError, resolve_spec
 
+# As `ray job` finds the cluster: the flag, else these, the first one set.
+ADDRESS_VARIABLES = ["RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"]
 Address = Annotated[
     str,
-    typer.Option(envvar="RAY_API_SERVER_ADDRESS", help="The head's jobs API: http://HEAD:8265."),
+    typer.Option(
+        envvar=ADDRESS_VARIABLES,
+        help="The head's jobs API, http://HEAD:8265, or a Ray address (HOST:6379, auto) as"
+        " `ray job` takes it.",
+    ),
 ]
 TokenFile = Annotated[
     Path | None,
@@ -58,6 +68,7 @@ def submit(
     fuse: FuseOption = None,
     max_bundle: MaxBundleOption = None,
     pack: PackOption = None,
+    callback: CallbackOption = None,
     token_file: TokenFile = None,
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job, queued for a sweep slot.
@@ -76,6 +87,7 @@ def submit(
         gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
         max_bundle=max_bundle, pack=pack and pack.value,
     )  # fmt: skip
+    sweep = add_callbacks(sweep, callback)  # checked on the cluster, which needs the packages
     if "://" not in results and not Path(results).is_absolute():
         raise SpecError(
             f"--results {results!r}: on a cluster give a shared absolute path or a URI"
@@ -84,7 +96,7 @@ def submit(
     # Every check `sweeps run` makes without the cluster's data: a bad value fails here,
     # not after waiting in the cluster's queue.
     check_configs(sweep, configurations(sweep))
-    client = jobs.connect(address, token_file)
+    client = _connect(address, token_file)
     run_id = jobs.call(lambda: jobs.submit(client, sweep, new_run_id(), results, data_dir),
                        address)  # fmt: skip
     say(f"submitted {sweep.name} ({sweep.trial_count} trials) as job {run_id}")
@@ -99,7 +111,7 @@ def list_jobs(address: Address, token_file: TokenFile = None) -> None:
 
         sweeps jobs --address http://HEAD:8265
     """
-    client = jobs.connect(address, token_file)
+    client = _connect(address, token_file)
     table = Table("job", "sweep", "state", "age", "message", box=None, pad_edge=False)
     for job in jobs.call(lambda: jobs.list_jobs(client), address):
         sweep = (job.metadata or {}).get("sweep", "-")
@@ -111,7 +123,7 @@ def list_jobs(address: Address, token_file: TokenFile = None) -> None:
 
 def status(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
     """A job's state (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and Ray's message."""
-    client = jobs.connect(address, token_file)
+    client = _connect(address, token_file)
     info = jobs.call(lambda: client.get_job_info(job_id), address)
     message = " ".join((info.message or "").split())
     console.print(f"{job_id} {info.status}  {message}", highlight=False, soft_wrap=True)
@@ -124,7 +136,7 @@ def logs(
     token_file: TokenFile = None,
 ) -> None:
     """A job's output; with --follow, streamed until the job ends."""
-    client = jobs.connect(address, token_file)
+    client = _connect(address, token_file)
     if follow:
         jobs.call(lambda: jobs.follow_logs(client, job_id, sys.stdout.write), address)
     else:
@@ -133,9 +145,19 @@ def logs(
 
 def stop(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
     """Stop a job: its finished trials stay in the results."""
-    client = jobs.connect(address, token_file)
+    client = _connect(address, token_file)
     stopped = jobs.call(lambda: client.stop_job(job_id), address)
     console.print(f"{job_id}: {'stop requested' if stopped else 'already finished'}")
+
+
+def _connect(address: str, token_file: Path | None) -> JobSubmissionClient:
+    """jobs.connect to `address` as found here: Ray's client would let RAY_ADDRESS (or
+    RAY_API_SERVER_ADDRESS) override even an address given with --address."""
+    hidden = {name: os.environ.pop(name) for name in ADDRESS_VARIABLES if name in os.environ}
+    try:
+        return jobs.connect(address, token_file)
+    finally:
+        os.environ.update(hidden)
 
 
 COMMANDS = {"submit": submit, "jobs": list_jobs, "status": status, "logs": logs, "stop": stop}

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from sweeps.spec import SweepSpec, override
+
 console = Console()
 errors = Console(stderr=True)
 
@@ -82,3 +84,35 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option(envvar="SWEEPS_DATA_DIR", help="Data root holding MNIST/raw/."),
 ]
+
+
+class Callback(str, enum.Enum):
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+    mlflow = "mlflow"
+
+
+CallbackOption = Annotated[
+    list[Callback] | None,
+    typer.Option(
+        "--callback", metavar="NAME", case_sensitive=False,
+        help="Also log each configuration to wandb or mlflow (Ray's loggers; configured by"
+        " their environment variables), beside the spec's callbacks (tensorboard by"
+        " default); repeatable.",
+    ),
+]  # fmt: skip
+DashboardOption = Annotated[
+    bool,
+    typer.Option(
+        "--dashboard",
+        help="Start the embedded Ray with its dashboard (on 127.0.0.1) and print its URL;"
+        " with --address, print the cluster's.",
+    ),
+]
+
+
+def add_callbacks(spec: SweepSpec, names: list[Callback] | None) -> SweepSpec:
+    """The spec with the `--callback` names added to its `callbacks`."""
+    if not names:
+        return spec
+    return override(spec, callbacks=[*spec.callbacks, *(name.value for name in names)])

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,33 @@ def _first_line(text: object) -> str:
 
 # --- the session -----------------------------------------------------------------------
 
+# Who is told the dashboard's URL (`showing_dashboard`); while none, an embedded Ray
+# starts without one: it costs a process and seconds of start-up.
+_DASHBOARD: list[Callable[[str], None]] = []
+
+
+@contextlib.contextmanager
+def showing_dashboard(say: Callable[[str], None]) -> Iterator[None]:
+    """Within it, an embedded Ray starts with its dashboard (on 127.0.0.1 only: it runs
+    any job it is sent), and `say` gets its URL once Ray is up; a joined cluster's too."""
+    _DASHBOARD.append(say)
+    try:
+        yield
+    finally:
+        _DASHBOARD.remove(say)
+
+
+def _say_dashboard(context: Any, embedded: bool) -> None:
+    if not _DASHBOARD:
+        return
+    url = getattr(context, "dashboard_url", None)
+    if not url:
+        _DASHBOARD[-1]("the Ray cluster has no dashboard")
+    else:
+        _DASHBOARD[-1](
+            f"Ray dashboard: http://{url}" + (" (until the run ends)" if embedded else "")
+        )
+
 
 @contextlib.contextmanager
 def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator[bool]:
@@ -164,9 +191,11 @@ def _embedded_ray(num_cpus: int | None) -> Iterator[None]:
     reaper = start_reaper()
     try:
         try:
-            ray.init(address="local", num_cpus=num_cpus, **_INIT_OPTIONS)
+            options = {**_INIT_OPTIONS, "include_dashboard": bool(_DASHBOARD)}
+            context = ray.init(address="local", num_cpus=num_cpus, **options)
         except (ConnectionError, RuntimeError, TimeoutError) as error:
             raise RayStartError(f"cannot start a local Ray: {_first_line(error)}") from error
+        _say_dashboard(context, embedded=True)
         yield
     finally:
         # Also after a failed ray.init: it may have started a GCS or raylet already.
@@ -191,12 +220,13 @@ def _join(address: str) -> None:
     try:
         # "auto" itself, not what it found: only an address found automatically lets
         # ray.init pick up this machine's auth token.
-        ray.init(address=address, **_INIT_OPTIONS)
+        context = ray.init(address=address, **_INIT_OPTIONS)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as error:
         ray.shutdown()  # a half-made connection would make the next ray.init a no-op
         raise RayStartError(
             f"cannot join the Ray cluster at {found!r}: {_first_line(error)}"
         ) from error
+    _say_dashboard(context, embedded=False)
 
 
 def _resolve_auto() -> str:

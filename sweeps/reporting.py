@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
 import typer
+from rich.text import Text
 
 from analysis import (
     Comparison,
@@ -24,6 +23,7 @@ from analysis import (
     load_run,
     report_table,
 )
+from analysis.html import REPORT_HTML
 from analysis.render import (
     FORMATS,
     Whole,
@@ -212,11 +212,20 @@ def report(
     run_dir: RunArgument,
     fmt: FormatOption = "table",
     plots: Annotated[bool, typer.Option(help="Write PNG figures to <run>/plots/.")] = True,
+    html: Annotated[
+        bool,
+        typer.Option("--html", help="Also write <run>/report.html: one self-contained page."),
+    ] = False,
 ) -> None:
     """Tables as the reports printed them, the threshold, the best trial, and plots.
 
     The batch-size threshold appears when the sweep varies batch size; figures go to
-    <run>/plots/.
+    <run>/plots/: the spec's metric against each swept parameter, every trial's learning
+    curves on one figure, parallel coordinates (2+ axes), confusion matrices.
+
+    --html also writes <run>/report.html, one page that opens offline in a browser: the
+    tables, the figures embedded, every trial, the spec and the manifest (with --no-plots,
+    the figures are in the page only).
 
     Formats: table (the default) is for reading. With markdown, csv and json, stdout holds
     only data, for a file or a program; the status line, the threshold's answer, the best
@@ -238,27 +247,49 @@ def report(
         sweeps report RUN_DIR --format markdown --no-plots > report.md
 
         sweeps report RUN_DIR --format json --no-plots | jq '.tables.threshold'
+
+        sweeps report RUN_DIR --html
     """
     fmt = _format(fmt)
     run = load_run(run_dir)
-    WRITERS[fmt](build_report(run))
+    built = build_report(run)
+    WRITERS[fmt](built)
+    if not (plots or html):
+        return
+    figures = _figures(built)
     if plots:
-        written = _write_plots(run)
-        _prose(f"plots: {written} PNG files in {run.dir.show(PLOTS)}", fmt)
+        for name, png, _ in figures:  # there or in a bucket
+            (run.dir / PLOTS / name).write_bytes(png)
+        _prose(f"plots: {len(figures)} PNG files in {run.dir.show(PLOTS)}", fmt)
+    if html:
+        (run.dir / REPORT_HTML).write_text(_html_page(built, figures))
+        _prose(f"html: {run.dir.show(REPORT_HTML)}", fmt)
 
 
-def _write_plots(run: Run) -> int:
-    """The run's figures into its plots/ folder, there or in a bucket; how many."""
-    from analysis.plots import write_plots
+def _figures(report: Report) -> list[tuple[str, bytes, bool]]:
+    """Each figure of the run as (file name, PNG, whether it is a close-up), drawn once
+    for both the plots/ folder and the page."""
+    from analysis.figures import run_figures  # matplotlib: only when figures are wanted
+    from analysis.plots import png
 
-    target = run.dir / PLOTS
-    if target.local:
-        return len(write_plots(run.trials, run.epochs, run.swept, Path(target.path)))
-    with tempfile.TemporaryDirectory(prefix="sweeps-plots-") as folder:
-        files = write_plots(run.trials, run.epochs, run.swept, Path(folder))
-        for file in files:
-            (target / file.name).write_bytes(file.read_bytes())
-    return len(files)
+    return [(plot.name, png(plot.figure), plot.detail)
+            for plot in run_figures(report.run, report.threshold)]  # fmt: skip
+
+
+def _html_page(report: Report, figures: list[tuple[str, bytes, bool]]) -> str:
+    """The report as one HTML page: its tables (the threshold with its lines), its notes,
+    the figures less the close-ups the overview figures already show."""
+    from analysis.html import Table, report_page
+
+    lines = {}
+    if report.threshold is not None:
+        block = threshold_block(report.threshold).renderables
+        lines["threshold"] = [part.plain for part in block if isinstance(part, Text)]
+    tables = [Table(heading, frame, sources, lines.get(name, ()))
+              for name, (heading, frame, sources) in report.tables().items()]  # fmt: skip
+    shown = [(name, png) for name, png, detail in figures if not detail]
+    return report_page(report.run, status=report.status(), tables=tables, notes=report.notes(),
+                       figures=shown)  # fmt: skip
 
 
 def _reference_thresholds(references: list[dict]) -> list[tuple[int, str]]:

@@ -49,8 +49,10 @@ from sweeps.spec import (
 from sweeps.storage import Place
 from sweeps.trainable import resolve_trainer
 
-# Tune's CSV/JSON/TensorBoard loggers duplicate what the Parquet writer keeps, and its
-# console output engine prints banners whatever `verbose` says; our display replaces both.
+# Tune's CSV/JSON loggers duplicate what the Parquet writer keeps, and its TensorBoard
+# logger would draw one curve for a whole fused bundle or pack: sweeps.loggers writes
+# TensorBoard per configuration instead. Its console output engine prints banners
+# whatever `verbose` says; our display replaces it.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 AUTO_GPU_FRACTION = 0.25

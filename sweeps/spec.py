@@ -163,6 +163,9 @@ class SweepSpec(_Strict):
     # slot busy, each trial one process whose bundles' kernels overlap on CUDA streams
     # (sweeps.plan); on: so on the CPU too (they take turns there); off: a trial a bundle.
     pack: Literal["auto", "on", "off"] = "auto"
+    # Where else each configuration's epochs and config go (sweeps.loggers): tensorboard
+    # (event files under the run directory), wandb, mlflow (Ray's loggers for them).
+    callbacks: list[Literal["tensorboard", "wandb", "mlflow"]] = ["tensorboard"]
     results: str = "results"
     reference: list[Reference] = []
 
@@ -189,6 +192,15 @@ class SweepSpec(_Strict):
     def _yaml_off(cls, value: Any) -> Any:
         # YAML 1.1 reads a bare `off` as false (and `on` as true).
         return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("callbacks", mode="before")
+    @classmethod
+    def _callback_names(cls, value: Any) -> Any:
+        # `callbacks: wandb` means the list of one; a name given twice is logged to once.
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list) and all(isinstance(name, str) for name in names):
+            return list(dict.fromkeys(names))
+        return names  # the field's own check names what is wrong
 
     @model_validator(mode="after")
     def _keys_are_consistent(self) -> SweepSpec:

@@ -1,4 +1,5 @@
-"""The Tuner of a run plan: one Tune trial per group, our callbacks instead of Tune's output."""
+"""The Tuner of a run plan: one Tune trial per group, our callbacks instead of Tune's output
+(and instead of its loggers: sweeps.loggers logs each configuration of a group)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from sweeps.callbacks import ResultsCallback, StopOnWriteFailure
+from sweeps.loggers import run_loggers
 from sweeps.plan import RunPlan
 from sweeps.progress import LiveProgress
 from sweeps.storage import Place
@@ -27,7 +29,8 @@ def make_tuner(
     plan: RunPlan, tune_dir: Place, name: str, dataset: Any, results: ResultsCallback
 ) -> Any:
     """A Tuner whose trial `{"group": i}` trains `plan.groups[i]`; Tune's own files go to
-    `tune_dir/name` (a folder an attempt), the results through `results`."""
+    `tune_dir/name` (a folder an attempt), the results through `results`, each
+    configuration's epochs to the spec's `callbacks` (TensorBoard under the run dir)."""
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - CREDENTIALS
@@ -47,6 +50,7 @@ def make_tuner(
             max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
         )
     progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan)
+    loggers = run_loggers(plan, tune_dir.parent, results.writer.run_id)
     storage_path, storage_filesystem = tune_dir.for_tune()
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpus, "gpu": gpus}),
@@ -66,7 +70,7 @@ def make_tuner(
             verbose=0,
             stop=StopOnWriteFailure(results),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            callbacks=[results, progress],
+            callbacks=[results, progress, *loggers],
             log_to_file=True,
         ),
     )

@@ -1,5 +1,10 @@
+"""The figures, on frames made here: what each draws (its artists' data), not only that a
+PNG appears. tests/sweeps/test_report_html.py draws them from real runs."""
+
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,14 +12,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from matplotlib.colors import to_rgba
+from matplotlib.container import ErrorbarContainer
+from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from analysis.plots import (
-    accuracy_vs_param,
+from analysis import RunDataError, find_threshold, load_run
+from analysis.confusion import (
+    confusion_counts,
     confusion_grid,
     confusion_matrix,
+    pooled_counts,
+    row_normalised,
+)
+from analysis.figures import file_label, run_figures
+from analysis.plots import (
+    Reference,
     learning_curves,
-    write_plots,
+    metric_vs_param,
+    parallel_coordinates,
+    png,
+    save,
 )
 
 EPOCHS = 3
@@ -39,185 +58,318 @@ def trial_row(trial_id: str, accuracy: float, **config: object) -> dict[str, obj
         "train_accuracy": accuracy + 0.01,
         "val_loss": 1.1 - accuracy,
         "val_accuracy": accuracy,
-        "test_loss": 1.1 - accuracy,
         "test_accuracy": accuracy - 0.005,
-        "params": 101_770,
         "epochs_completed": EPOCHS,
-        "device": "cpu",
-        "gpu_fraction": 0.0,
         "confusion": confusion(int(accuracy * 1000), seed=len(trial_id) + int(accuracy * 100)),
     }
 
 
 def error_row(trial_id: str, **config: object) -> dict[str, object]:
     row = trial_row(trial_id, 0.0, **config)
-    metrics = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-    metrics += ["test_loss", "test_accuracy"]
+    metrics = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy"]
     row.update(dict.fromkeys(metrics, np.nan))
     row.update(status="ERROR", error="RuntimeError: CUDA out of memory", confusion=None)
     return row
 
 
-def epochs_for(trials: pd.DataFrame) -> pd.DataFrame:
+def epochs_for(trials: pd.DataFrame, names: tuple[str, str] = ("train_loss", "train_accuracy")):
     rows = []
     for _, trial in trials[trials["status"] == "TERMINATED"].iterrows():
-        final = trial["val_accuracy"]
         for epoch in range(1, EPOCHS + 1):
-            accuracy = final - 0.05 * (EPOCHS - epoch)
-            rows.append(
-                {
-                    "run_id": "run1",
-                    "trial_id": trial["trial_id"],
-                    "epoch": epoch,
-                    "loss": 1 - accuracy,
-                    "accuracy": accuracy + 0.01,
-                    "val_loss": 1.1 - accuracy,
-                    "val_accuracy": accuracy,
-                    "epoch_time_s": 2.0,
-                }
-            )
+            accuracy = trial["val_accuracy"] - 0.05 * (EPOCHS - epoch)
+            rows.append({"run_id": "run1", "trial_id": trial["trial_id"], "epoch": epoch,
+                         names[0]: 1 - accuracy, names[1]: accuracy + 0.01,
+                         "val_loss": 1.1 - accuracy, "val_accuracy": accuracy})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 @pytest.fixture
 def batch_trials() -> pd.DataFrame:
-    """3 batch sizes x 2 seeds, plus a third repeat of 64 that failed."""
-    accuracy = {(16, 0): 0.97, (16, 1): 0.975, (64, 0): 0.965, (64, 1): 0.96, (256, 0): 0.94}
+    """3 batch sizes x 2 seeds, but 256 with one; a third repeat of 64 that failed."""
+    accuracy = {(16, 0): 0.97, (16, 1): 0.975, (64, 0): 0.965, (64, 1): 0.955, (256, 0): 0.94}
     rows = [
-        trial_row(f"b{i}", acc, batch_size=size, activation="relu", seed=seed, hidden=[128])
+        trial_row(f"b{i}", acc, batch_size=size, activation="relu", seed=seed, hidden=(128,))
         for i, ((size, seed), acc) in enumerate(accuracy.items())
     ]
-    rows.append(error_row("b9", batch_size=64, activation="relu", seed=2, hidden=[128]))
+    rows.append(error_row("b9", batch_size=64, activation="relu", seed=2, hidden=(128,)))
     return pd.DataFrame(rows)
 
 
 @pytest.fixture
-def activation_trials() -> pd.DataFrame:
-    accuracy = {"relu": 0.97, "tanh": 0.96, "sigmoid": 0.93}
+def grid_trials() -> pd.DataFrame:
+    """lr x activation, one seed: a grid of two axes, activation categorical."""
     rows = [
-        trial_row(f"a{i}", acc, batch_size=64, activation=name, seed=0, hidden=[64, 32])
-        for i, (name, acc) in enumerate(accuracy.items())
+        trial_row(f"g{i}", 0.9 + 0.01 * i, lr=lr, activation=name, seed=0)
+        for i, (lr, name) in enumerate((lr, n) for lr in (0.01, 0.1) for n in ("tanh", "relu"))
     ]
-    rows.append(error_row("a9", batch_size=64, activation="elu", seed=0, hidden=[64, 32]))
     return pd.DataFrame(rows)
 
 
-def assert_drawn(path: Path) -> None:
+def assert_drawn(data: bytes | Path) -> None:
     """Not just a file: a PNG with real content on it."""
-    assert path.is_file()
-    assert path.stat().st_size > 5_000
-    pixels = imread(path)[..., :3]
+    raw = data.read_bytes() if isinstance(data, Path) else data
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 5_000
+    pixels = imread(io.BytesIO(raw))[..., :3]
     assert pixels.std() > 0.05
-    not_white = (pixels < 0.95).any(axis=-1).mean()
-    assert not_white > 0.03
+    assert (pixels < 0.95).any(axis=-1).mean() > 0.03
 
 
-def test_learning_curves(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    trial = batch_trials.iloc[0]
-    path = learning_curves(
-        trial, epochs_for(batch_trials), ["batch_size", "seed"], tmp_path / "l.png"
-    )
-    assert path == tmp_path / "l.png"
-    assert_drawn(path)
+def error_bars(figure: Figure) -> dict[str, list[tuple[float, float, float]]]:
+    """Each labelled errorbar series: (x, mean, half the bar) per point."""
+    out = {}
+    for container in figure.axes[0].containers:
+        if isinstance(container, ErrorbarContainer):
+            line, _, bars = container.lines
+            halves = [0.0] * len(line.get_xdata())
+            if bars:
+                halves = [abs(seg[1][1] - seg[0][1]) / 2 for seg in bars[0].get_segments()]
+            points = zip(line.get_xdata(), line.get_ydata(), halves, strict=True)
+            out[container.get_label()] = [(float(x), float(y), float(h)) for x, y, h in points]
+    return out
 
 
-def test_learning_curves_without_epochs(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    failed = batch_trials.iloc[-1]
-    with pytest.raises(ValueError, match="b9"):
-        learning_curves(failed, epochs_for(batch_trials), ["batch_size"], tmp_path / "l.png")
+def legend_labels(figure: Figure) -> list[str]:
+    return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
 
 
-def test_accuracy_vs_param_ignores_failed(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    path = accuracy_vs_param(batch_trials, "batch_size", "val_accuracy", tmp_path / "a.png")
-    assert_drawn(path)
+def test_metric_vs_param_means_and_spread_over_repeats(batch_trials: pd.DataFrame) -> None:
+    figure = metric_vs_param(batch_trials, "batch_size", "val_accuracy", title="s run r1")
+    (points,) = error_bars(figure).values()
+    assert [x for x, _, _ in points] == [16, 64, 256]  # the failed trial counts nowhere
+    assert [y for _, y, _ in points] == pytest.approx([0.9725, 0.96, 0.94])
+    spread = np.std([0.965, 0.955], ddof=1)
+    assert [h for _, _, h in points] == pytest.approx([np.std([0.97, 0.975], ddof=1), spread, 0])
+    assert figure.get_suptitle() == "s run r1\nval_accuracy vs batch_size (mean ± std over 2 seeds)"
+    assert figure.axes[0].get_xscale() == "log"
+    assert figure.axes[0].get_ylabel() == "val_accuracy (higher is better)"
+    best = [line for line in figure.axes[0].get_lines() if line.get_label() == "best"]
+    assert best[0].get_xydata().tolist() == [[16, pytest.approx(0.9725)]]
+    assert_drawn(png(figure))
 
 
-def test_accuracy_vs_param_single_run(tmp_path: Path) -> None:
-    """One run per value (no spread) and a non-power-of-two parameter still plot."""
-    trials = pd.DataFrame(
-        [trial_row(f"t{i}", 0.9 + i / 100, lr=lr) for i, lr in enumerate([1e-3, 1e-2, 0.1])]
-    )
-    assert_drawn(accuracy_vs_param(trials, "lr", "val_accuracy", tmp_path / "lr.png"))
+def test_metric_vs_param_one_run_each_has_no_bars(batch_trials: pd.DataFrame) -> None:
+    one_seed = batch_trials[batch_trials["seed"] == 0]
+    figure = metric_vs_param(one_seed, "batch_size", "val_loss", mode="min")
+    (points,) = error_bars(figure).values()
+    assert all(h == 0 for _, _, h in points)
+    assert "one run each" in figure.get_suptitle() and "±" not in figure.get_suptitle()
+    best = [line for line in figure.axes[0].get_lines() if line.get_label() == "best"]
+    assert best[0].get_xydata().tolist()[0][0] == 16  # the lowest loss
 
 
-@pytest.mark.parametrize("column", ["batch_size", "val_accuracy"])
-def test_accuracy_vs_param_missing_column(
-    batch_trials: pd.DataFrame, tmp_path: Path, column: str
+def test_metric_vs_param_a_line_per_other_axis(grid_trials: pd.DataFrame) -> None:
+    orders = {"activation": ["tanh", "relu"]}
+    figure = metric_vs_param(grid_trials, "activation", "val_accuracy", series=["lr"],
+                             orders=orders)  # fmt: skip
+    series = error_bars(figure)
+    assert set(series) == {"lr=0.01", "lr=0.1"}
+    # Categories in the spec's order, the lines side by side around each tick.
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["tanh", "relu"]
+    assert [round(y, 4) for _, y, _ in series["lr=0.1"]] == [0.92, 0.93]
+    assert [x for x, _, _ in series["lr=0.01"]] == pytest.approx([-0.04, 0.96])
+
+
+def test_metric_vs_param_marks_references_and_the_threshold(batch_trials: pd.DataFrame) -> None:
+    rows = [(16, 0.98), (256, 0.95), (999, 0.5)]
+    reference = Reference("ref1: Report A", tuple({"batch_size": b, "val_accuracy": a}
+                                                  for b, a in rows))  # fmt: skip
+    threshold = find_threshold(batch_trials, threshold=0.015)  # 64 -> 16 gains 0.0125
+    assert threshold.answer is not None and threshold.answer.value == 16
+    figure = metric_vs_param(batch_trials, "batch_size", "val_accuracy",
+                             references=[reference], threshold=threshold)  # fmt: skip
+    axes = figure.axes[0]
+    dashed = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
+    drawn = [line.get_xydata().tolist() for line in dashed if len(line.get_xdata())]
+    assert [[16, 0.98], [256, 0.95]] in drawn  # 999 is no batch size of the run
+    (marker,) = [line for line in dashed if line.get_label().startswith("threshold")]
+    assert marker.get_xdata()[0] == 16
+    assert "threshold (report's rule, noise-aware): batch_size 16" in legend_labels(figure)
+    assert "ref1: Report A" in legend_labels(figure)
+    # A threshold on another parameter or metric is not this figure's.
+    other = metric_vs_param(batch_trials, "batch_size", "val_loss", threshold=threshold)
+    assert not any("threshold" in label for label in legend_labels(other))
+
+
+def test_references_take_the_colour_of_their_series(grid_trials: pd.DataFrame) -> None:
+    rows = tuple({"lr": 0.1, "activation": a, "val_accuracy": v}
+                 for a, v in (("relu", 0.95), ("tanh", 0.94)))  # fmt: skip
+    orders = {"activation": ["tanh", "relu"]}
+    reference = Reference("ref1: paper", rows)
+    figure = metric_vs_param(grid_trials, "activation", "val_accuracy", series=["lr"],
+                             orders=orders, references=[reference])  # fmt: skip
+    series = {c.get_label(): c.lines[0] for c in figure.axes[0].containers}
+    (line,) = [ln for ln in figure.axes[0].get_lines()
+               if ln.get_linestyle() == "--" and len(ln.get_xdata())]  # fmt: skip
+    assert to_rgba(line.get_color()) == to_rgba(series["lr=0.1"].get_color())
+    assert line.get_ydata().tolist() == [0.94, 0.95]
+
+
+@pytest.mark.parametrize(("param", "metric"), [("optimizer", "val_accuracy"), ("batch_size", "x")])
+def test_metric_vs_param_missing_column(
+    batch_trials: pd.DataFrame, param: str, metric: str
 ) -> None:
-    with pytest.raises(ValueError, match=column):
-        accuracy_vs_param(
-            batch_trials.drop(columns=[column]), "batch_size", "val_accuracy", tmp_path / "a.png"
-        )
+    with pytest.raises(RunDataError, match=param if param == "optimizer" else metric):
+        metric_vs_param(batch_trials, param, metric)
 
 
-def test_accuracy_vs_param_non_numeric_metric(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="device"):
-        accuracy_vs_param(batch_trials, "batch_size", "device", tmp_path / "a.png")
-    assert not (tmp_path / "a.png").exists()
+def test_metric_vs_param_non_numeric_metric(batch_trials: pd.DataFrame) -> None:
+    with pytest.raises(RunDataError, match="'status' is not numeric"):
+        metric_vs_param(batch_trials, "batch_size", "status")
 
 
-def test_confusion_matrix(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    path = confusion_matrix(batch_trials.iloc[0], ["batch_size"], tmp_path / "c.png")
-    assert_drawn(path)
+def test_learning_curves_overlaid_and_coloured_by_value(batch_trials: pd.DataFrame) -> None:
+    epochs = epochs_for(batch_trials)
+    figure = learning_curves(batch_trials, epochs, "batch_size", title="s run r1")
+    panels = {axes.get_title(): axes for axes in figure.axes if axes.get_title()}
+    assert set(panels) == {"training accuracy", "validation accuracy", "training loss",
+                           "validation loss"}  # fmt: skip
+    lines = panels["validation accuracy"].get_lines()
+    assert len(lines) == 5  # every finished trial, the failed one has no epochs
+    colour = {tuple(line.get_ydata()): to_rgba(line.get_color()) for line in lines}
+    by_trial = dict(zip(batch_trials["trial_id"], batch_trials["batch_size"], strict=True))
+    finals = epochs[epochs["epoch"] == EPOCHS].set_index("trial_id")["val_accuracy"]
+    size_colours: dict[int, set] = {}
+    for trial_id, ys in epochs.groupby("trial_id")["val_accuracy"]:
+        size_colours.setdefault(by_trial[trial_id], set()).add(colour[tuple(ys)])
+        assert ys.iloc[-1] == finals[trial_id]
+    assert all(len(c) == 1 for c in size_colours.values())  # seeds share their value's colour
+    assert len(set.union(*size_colours.values())) == 3  # and values differ
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["16", "64", "256"]
+    assert figure.get_suptitle().startswith("s run r1\nlearning curves, 5 trials")
+    assert_drawn(png(figure))
 
 
-def test_confusion_matrix_from_array(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    """Parquet hands lists back as numpy arrays."""
+def test_learning_curves_of_trainer_named_columns(batch_trials: pd.DataFrame) -> None:
+    """A frame made by hand may carry the trainer's names: `loss`, `accuracy`."""
+    epochs = epochs_for(batch_trials, names=("loss", "accuracy"))
+    figure = learning_curves(batch_trials, epochs, None)
+    training = [axes for axes in figure.axes if axes.get_title() == "training loss"]
+    assert len(training[0].get_lines()) == 5 and not figure.legends
+
+
+def test_learning_curves_without_epochs(batch_trials: pd.DataFrame) -> None:
+    with pytest.raises(RunDataError, match="epochs frame is empty"):
+        learning_curves(batch_trials, pd.DataFrame(), "batch_size")
+    bare = epochs_for(batch_trials)[["trial_id", "epoch"]]
+    with pytest.raises(RunDataError, match="none of train_accuracy"):
+        learning_curves(batch_trials, bare, "batch_size")
+
+
+def test_parallel_coordinates(grid_trials: pd.DataFrame) -> None:
+    figure = parallel_coordinates(grid_trials, ["lr", "activation"], "val_accuracy",
+                                  orders={"activation": ["tanh", "relu"]})  # fmt: skip
+    axes = figure.axes[0]
+    lines = [line for line in axes.get_lines() if line.get_marker() == "o"]  # not the axes
+    assert len(lines) == 4  # one per configuration
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["lr", "activation", "val_accuracy"]
+    # The best drawn last, on top, at the top of the metric's axis; lr 0.1 at the top of lr's.
+    assert lines[-1].get_ydata().tolist() == [1.0, 1.0, 1.0]
+    assert lines[0].get_ydata().tolist() == [0.0, 0.0, 0.0]
+    assert "4 configurations" in figure.get_suptitle()
+    with pytest.raises(RunDataError, match="optimizer"):
+        parallel_coordinates(grid_trials, ["lr", "optimizer"], "val_accuracy")
+
+
+def test_confusion_counts_pooled_and_row_normalised(batch_trials: pd.DataFrame) -> None:
     trial = batch_trials.iloc[1].copy()
-    trial["confusion"] = np.asarray(trial["confusion"], dtype=np.int64)
-    assert_drawn(confusion_matrix(trial, [], tmp_path / "c.png"))
+    trial["confusion"] = np.asarray(trial["confusion"], dtype=np.int64)  # as Parquet gives it
+    counts = confusion_counts(trial)
+    assert counts is not None and counts.shape == (10, 10) and counts[0, 0] == 975
+    pooled = pooled_counts(batch_trials)  # the failed trial's None left out
+    assert pooled is not None and pooled[0, 0] == 970 + 975 + 965 + 955 + 940
+    rates = row_normalised(np.array([[3, 1], [0, 0]]))
+    assert rates.tolist() == [[0.75, 0.25], [0.0, 0.0]]
+    with pytest.raises(RunDataError, match="7 values, not a square"):
+        confusion_counts({"trial_id": "x", "confusion": [1] * 7})
 
 
-def test_confusion_grid(activation_trials: pd.DataFrame, tmp_path: Path) -> None:
-    path = confusion_grid(activation_trials, "activation", tmp_path / "g.png")
-    assert_drawn(path)
+def test_confusion_figures_share_one_scale(batch_trials: pd.DataFrame) -> None:
+    counts = np.array([[8, 2, 0], [1, 9, 0], [0, 0, 10]])
+    panels = [("batch_size=16", counts, 2), ("batch_size=64", counts * 10, 1)]
+    figure = confusion_grid(panels, title="s run r1")
+    images = [axes.get_images()[0] for axes in figure.axes if axes.get_images()]
+    assert len(images) == 2 and {image.get_clim() for image in images} == {(0.0, 1.0)}
+    # Row-normalised: the same matrix at ten times the counts is the same picture.
+    assert np.array_equal(images[0].get_array(), images[1].get_array())
+    assert images[0].get_array()[0].tolist() == [0.8, 0.2, 0.0]
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts[:3] == ["0.80", "0.20", ""]  # a cell no prediction reached is blank
+    assert figure.axes[0].get_title() == (
+        "batch_size=16\naccuracy 0.9000 (30 examples, 2 seeds pooled)")  # fmt: skip
+    colour_bars = [axes for axes in figure.axes if axes.get_label() == "<colorbar>"]
+    assert len(colour_bars) == 1
+    single = confusion_matrix(counts, "batch_size=16", title="s run r1")
+    assert single.get_suptitle() == "s run r1\nconfusion matrix, rows normalised"
+    assert_drawn(png(single))
 
 
-def test_confusion_grid_missing_column(activation_trials: pd.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="optimizer"):
-        confusion_grid(activation_trials, "optimizer", tmp_path / "g.png")
+def test_file_label() -> None:
+    row = {"hidden": (64, 32), "lr": 0.001, "activation": "leaky relu/x"}
+    assert file_label(row, ["hidden", "lr", "activation"]) == (
+        "hidden=64-32,lr=0.001,activation=leaky_relu_x")  # fmt: skip
 
 
-def test_write_plots_batch_size(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    out_dir = tmp_path / "plots"
-    paths = write_plots(batch_trials, epochs_for(batch_trials), ["batch_size", "seed"], out_dir)
-    ids = [f"b{i}" for i in range(5)]
-    expected = {f"learning-{i}.png" for i in ids} | {f"confusion-{i}.png" for i in ids}
-    expected.add("accuracy-vs-batch_size.png")
-    assert {p.name for p in paths} == expected
-    assert {p.name for p in out_dir.iterdir()} == expected
-    assert len(paths) == len(expected)
+def write_run(root: Path, trials: pd.DataFrame, grid: dict[str, list], repeats: int = 1) -> Path:
+    run_dir = root / "sweep" / "r1"
+    for folder, frame in (("trials", trials), ("epochs", epochs_for(trials))):
+        (run_dir / folder).mkdir(parents=True)
+        frame.to_parquet(run_dir / folder / "all.parquet")
+    reference = {"source": "paper", "rows": [{"batch_size": 16, "val_accuracy": 0.9}]}
+    spec = {"name": "sweep", "grid": grid, "repeats": repeats, "metric": "val_accuracy",
+            "reference": [reference]}  # fmt: skip
+    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "r1"}))
+    return run_dir
 
 
-def test_write_plots_activation(activation_trials: pd.DataFrame, tmp_path: Path) -> None:
-    paths = write_plots(activation_trials, epochs_for(activation_trials), ["activation"], tmp_path)
-    ids = ["a0", "a1", "a2"]
-    expected = {f"learning-{i}.png" for i in ids} | {f"confusion-{i}.png" for i in ids}
-    expected.add("confusion-grid-activation.png")
-    assert {p.name for p in paths} == expected
-    assert {p.name for p in tmp_path.iterdir()} == expected
-    assert_drawn(tmp_path / "confusion-grid-activation.png")
+def test_run_figures_through_parquet(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
+    """A run read back from Parquet (lists as tuples): every figure, named by configuration."""
+    run = load_run(write_run(tmp_path, batch_trials, {"batch_size": [256, 64, 16]}, repeats=3))
+    plots = list(run_figures(run))
+    assert [p.name for p in plots] == [
+        "val_accuracy-vs-batch_size.png", "learning-curves-by-batch_size.png",
+        "confusion-grid.png", "confusion-batch_size=16.png", "confusion-batch_size=64.png",
+        "confusion-batch_size=256.png",
+    ]  # fmt: skip
+    assert [p.detail for p in plots] == [False, False, False, True, True, True]
+    for plot in plots:
+        assert plot.figure.get_suptitle().startswith("sweep run r1\n"), plot.name
+    assert "ref1: paper" in legend_labels(plots[0].figure)
+    for plot in plots[:3]:
+        assert_drawn(save(plot.figure, tmp_path / "plots" / plot.name))
 
 
-def test_write_plots_all_failed(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    failed = pd.DataFrame([error_row("e0", batch_size=32, activation="relu")])
-    assert write_plots(failed, pd.DataFrame(), ["batch_size", "activation"], tmp_path / "p") == []
-    assert (tmp_path / "p").is_dir()
+def test_run_figures_of_a_two_axis_grid(grid_trials: pd.DataFrame, tmp_path: Path) -> None:
+    grid = {"lr": [0.01, 0.1], "activation": ["tanh", "relu"]}
+    names = [p.name for p in run_figures(load_run(write_run(tmp_path, grid_trials, grid)))]
+    assert names[:5] == ["val_accuracy-vs-lr.png", "val_accuracy-vs-activation.png",
+                         "parallel-coordinates.png", "learning-curves-by-lr.png",
+                         "learning-curves-by-activation.png"]  # fmt: skip
+    assert "confusion-lr=0.1,activation=tanh.png" in names and len(names) == 5 + 1 + 4
 
 
-def test_round_trip_through_parquet(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    """The frames as a run reads them back: list columns become numpy arrays."""
-    batch_trials.to_parquet(tmp_path / "trials.parquet")
-    epochs_for(batch_trials).to_parquet(tmp_path / "epochs.parquet")
-    trials = pd.read_parquet(tmp_path / "trials.parquet")
-    epochs = pd.read_parquet(tmp_path / "epochs.parquet")
-    paths = write_plots(trials, epochs, ["batch_size"], tmp_path / "plots")
-    assert len(paths) == 11
+def test_run_figures_when_every_trial_failed(tmp_path: Path) -> None:
+    failed = pd.DataFrame([error_row("e0", batch_size=32, activation="relu", seed=0)])
+    assert list(run_figures(load_run(write_run(tmp_path, failed, {"batch_size": [32]})))) == []
 
 
 def test_imports_neither_torch_nor_ray() -> None:
-    # In a fresh interpreter: this one has torch loaded already by the shared conftest.
-    code = "import sys, analysis.plots; print(sorted({'torch', 'ray'} & set(sys.modules)))"
+    # In a fresh interpreter: this one has torch loaded already by the shared conftest. The
+    # confusion figure imports scikit-learn, which must not bring either in.
+    code = ("import sys, numpy, analysis.figures, analysis.html, analysis.confusion as c;"
+            "c.confusion_matrix(numpy.eye(3, dtype=int), 'x');"
+            "print(sorted({'torch', 'ray', 'sweeps'} & set(sys.modules)))")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_figures_are_figures_not_pyplot(batch_trials: pd.DataFrame) -> None:
+    """Nothing lands in pyplot's registry, which would keep every figure of a sweep alive."""
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    figure = metric_vs_param(batch_trials, "batch_size", "val_accuracy")
+    confusion_matrix(np.eye(3, dtype=int), "x")
+    assert isinstance(figure, Figure) and plt.get_fignums() == before

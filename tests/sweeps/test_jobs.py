@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from tests.sweeps.conftest import plugin_env
+from tests.sweeps.test_progress import STATUS_LINE, timed_lines
 
 pytestmark = pytest.mark.slow
 SWEEPS = [sys.executable, "-m", "sweeps"]
@@ -32,7 +34,8 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`ray start --head` on 127.0.0.1 with the dashboard, token auth and one sweep slot;
     its own HOME holds the token. Stopped at the end whatever happens."""
     home = tmp_path_factory.mktemp("head-home")
-    env = {**plugin_env(), "HOME": str(home)}
+    # Its jobs' drivers inherit the head's environment: a status line each second.
+    env = {**plugin_env(), "HOME": str(home), "SWEEPS_STATUS_EVERY_S": "1"}
     env.pop("RAY_AUTH_TOKEN", None)
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     port, dashboard = free_port(), free_port()
@@ -121,6 +124,27 @@ def test_sweeps_queue_for_the_sweep_slot_and_finish(head: dict[str, str], tmp_pa
     assert followed.returncode == 0 and "1 trials: 1 finished, 0 failed" in followed.stdout
     unknown = sweeps(head, "status", "no-such-job")
     assert unknown.returncode == 2 and "no such job" in unknown.stderr
+
+
+def test_followed_logs_show_progress_while_the_sweep_runs(
+    head: dict[str, str], tmp_path: Path
+) -> None:
+    spec = spec_file(tmp_path, "watched", 0.5, [1, 2, 3])
+    submitted = sweeps(head, "submit", spec, "--results", str(tmp_path / "results"),
+                       "--max-concurrent", "1")  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip()
+    follow = [*SWEEPS, "logs", job, "--follow", "--address", head["address"],
+              "--token-file", head["token"]]  # fmt: skip
+    code, arrived = timed_lines(follow, {**plugin_env(), "HOME": head["home"]}, timeout=180)
+    text = "\n".join(line for _, line in arrived)
+    assert code == 0 and "3 trials: 3 finished, 0 failed" in text, text
+    done = [when for when, line in arrived if re.search(r"  [123]/3 done  \S+  x=[123]  ", line)]
+    (end,) = [when for when, line in arrived if "  3/3 ended  3 done" in line]
+    assert len(done) == 3, text
+    # The first line came as its trial ended: x=2 and x=3 then trained 2 epochs of 0.5 s.
+    assert end - done[0] >= 2.0, text
+    assert any(STATUS_LINE.match(line) for _, line in arrived), text
 
 
 def test_a_stopped_job_keeps_its_finished_trials(head: dict[str, str], tmp_path: Path) -> None:

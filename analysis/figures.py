@@ -1,0 +1,136 @@
+"""Which figures a run gets, and their file names: the same for any grid.
+
+    <metric>-vs-<param>.png         the spec's metric against each swept parameter
+    parallel-coordinates.png        grids of two or more axes
+    learning-curves-by-<param>.png  every trial's curves, coloured by that parameter
+                                    (learning-curves.png when nothing is swept)
+    confusion-grid.png              every configuration's matrix, one colour scale
+    confusion-<configuration>.png   one per configuration, its repeats pooled:
+                                    confusion-batch_size=64,activation=relu.png
+
+`run_figures` yields them one at a time (a sweep of hundreds of configurations need not
+hold hundreds of figures); `sweeps report` writes them to <run>/plots/ and its HTML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.confusion import confusion_grid, confusion_matrix, pooled_counts
+from analysis.load import Run, hashable
+from analysis.plots import (
+    Reference,
+    config_label,
+    learning_curves,
+    metric_vs_param,
+    parallel_coordinates,
+    split_by,
+)
+from analysis.settings import reference_differences, value_text
+from analysis.tables import config_keys
+from analysis.threshold import Threshold, infer_mode
+
+UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plot:
+    name: str  # its file name
+    figure: Figure
+    detail: bool = False  # a close-up of what an overview figure already shows
+
+
+def run_title(run: Run) -> str:
+    """ "quickstart run 20261125-114820-8ad7", as the report's status line names it."""
+    return f"{run.name} run {run.id}"
+
+
+def file_label(row: Mapping[str, Any], keys: list[str]) -> str:
+    """A configuration as a file name's part: "batch_size=64,hidden=64-32"."""
+    parts = []
+    for key in keys:
+        value = hashable(row[key])
+        text = "-".join(map(value_text, value)) if isinstance(value, tuple) else value_text(value)
+        parts.append(f"{key}={text}")
+    return UNSAFE.sub("_", ",".join(parts)) or "all"
+
+
+def references(run: Run, metric: str) -> list[Reference]:
+    """The spec's references that give `metric`, labelled as the report's table numbers
+    them: "ref1: <source>", "ref1 (other settings): <source>" where measured under settings
+    this run does not share (the tables and the HTML say which)."""
+    labelled: list[Reference] = []
+    for reference in run.references:
+        rows = tuple(row for row in reference.get("rows") or () if metric in row)
+        if not rows:
+            continue
+        other = " (other settings)" if reference_differences(reference, run.spec) else ""
+        label = f"ref{len(labelled) + 1}{other}: {reference.get('source', 'reference')}"
+        labelled.append(Reference(label, rows))
+    return labelled
+
+
+def run_figures(run: Run, threshold: Threshold | None = None) -> Iterator[Plot]:
+    """Every figure the run supports, titled with its sweep and run id; `threshold` (report
+    A's batch-size answer) is marked on the figure of its parameter."""
+    trials, title = run.trials, run_title(run)
+    keys = config_keys(run.swept)
+    metric = str(run.spec.get("metric", "val_accuracy"))
+    mode = run.spec.get("mode") or infer_mode(metric)
+    orders = {key: list(values) for key, values in (run.spec.get("grid") or {}).items()}
+    scored = (metric in trials.columns and pd.api.types.is_numeric_dtype(trials[metric])
+              and trials[metric].notna().any())  # fmt: skip
+    if scored:
+        for param in keys:
+            figure = metric_vs_param(trials, param, metric, mode=mode, series=keys, orders=orders,
+                                     references=references(run, metric), threshold=threshold,
+                                     title=title)  # fmt: skip
+            yield Plot(f"{metric}-vs-{param}.png", figure)
+        if len(keys) >= 2:
+            figure = parallel_coordinates(trials, keys, metric, mode=mode, orders=orders,
+                                          title=title)  # fmt: skip
+            yield Plot("parallel-coordinates.png", figure)
+    yield from _learning_curves(run, keys, orders, title)
+    yield from _confusions(trials, keys, orders, title)
+
+
+def _learning_curves(
+    run: Run, keys: list[str], orders: dict[str, list[Any]], title: str
+) -> Iterator[Plot]:
+    epochs = run.epochs
+    curves = {"train_accuracy", "val_accuracy", "train_loss", "val_loss", "loss", "accuracy"}
+    if epochs.empty or "trial_id" not in epochs.columns or not curves & set(epochs.columns):
+        return
+    by = keys or (["seed"] if "seed" in run.swept else [None])
+    for key in by:
+        name = f"learning-curves-by-{key}.png" if keys else "learning-curves.png"
+        order = orders.get(key) if key else None
+        figure = learning_curves(run.trials, epochs, key, order=order, title=title)
+        yield Plot(name, figure)
+
+
+def _confusions(
+    trials: pd.DataFrame, keys: list[str], orders: dict[str, list[Any]], title: str
+) -> Iterator[Plot]:
+    """The grid of every configuration's matrix, then each one alone (a close-up)."""
+    if "confusion" not in trials.columns:
+        return
+    keyed = trials.assign(**{key: trials[key].map(hashable) for key in keys})
+    panels = []
+    for key, group in split_by(keyed, keys, orders):
+        counts = pooled_counts(group)
+        if counts is not None:
+            row = dict(zip(keys, key, strict=True))
+            panels.append((row, counts, int(group["confusion"].notna().sum())))
+    if len(panels) > 1:
+        grid = [(config_label(row, keys), counts, runs) for row, counts, runs in panels]
+        yield Plot("confusion-grid.png", confusion_grid(grid, title=title))
+    for row, counts, runs in panels:
+        figure = confusion_matrix(counts, config_label(row, keys), runs=runs, title=title)
+        yield Plot(f"confusion-{file_label(row, keys)}.png", figure, detail=len(panels) > 1)

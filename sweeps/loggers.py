@@ -1,0 +1,347 @@
+"""Each configuration's epochs where users already look: TensorBoard, W&B, MLflow.
+
+A Tune trial trains a group of configurations (a fused bundle, a pack: sweeps.plan), so
+Tune's own loggers, which log a trial, would log one curve for several models, under
+the config `{"group": i}`. `PerConfiguration` decodes the trial's reports
+(sweeps.protocol) and hands each configuration to the loggers as if it were a trial of
+its own, named by its `trial_id` in the Parquet rows:
+
+    <run_dir>/tensorboard/<trial_id>/   its epoch scalars, its config as hparams (ours)
+    W&B, MLflow                          Ray's WandbLoggerCallback, MLflowLoggerCallback
+
+The loggers are Ray's `LoggerCallback`s, called per configuration; W&B and MLflow are
+imported only when a spec asks for them (`callbacks:`), and configured the way their
+users already configure them, through their environment variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from ray import tune
+from ray.tune.logger import LoggerCallback
+
+from sweeps.plan import RunPlan
+from sweeps.protocol import EPOCH, Report, decode, scalars
+from sweeps.results import EPOCH_NAMES, config_column
+from sweeps.spec import SpecError, SweepSpec
+from sweeps.storage import Place
+
+TENSORBOARD = "tensorboard"  # the run directory's folder of event files
+# What each optional logger imports, and the extra of ours that installs it.
+NEEDS = {"wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}
+# Final values that are bookkeeping, not curves.
+_NOT_CURVES = {"epoch", "epochs_completed", "params", "threads"}
+STEP = "training_iteration"  # where Ray's loggers look for the step: the epoch here
+
+log = logging.getLogger(__name__)
+
+
+# --- checks at the CLI's edge ---------------------------------------------------------
+
+
+def check_callbacks(spec: SweepSpec) -> None:
+    """SpecError, one line, unless every logger the spec names can start here: its package
+    installed, W&B logged in (or offline), MLflow's tracking store one it can open."""
+    for name in spec.callbacks:
+        module, extra = NEEDS.get(name, (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            raise SpecError(f"callbacks: {name} needs `pip install sweeps[{extra}]`")
+    if "wandb" in spec.callbacks:
+        _check_wandb()
+    if "mlflow" in spec.callbacks:
+        _check_mlflow()
+
+
+def _check_wandb() -> None:
+    from ray.air.integrations.wandb import _set_api_key
+
+    try:
+        _set_api_key()  # what the callback's setup does, after the run has started
+    except ValueError:
+        raise SpecError(
+            "callbacks: wandb has no API key: run `wandb login`, set WANDB_API_KEY,"
+            " or WANDB_MODE=offline"
+        ) from None
+
+
+def _check_mlflow() -> None:
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    try:
+        from mlflow.tracking._tracking_service.utils import _get_store
+    except ImportError:  # another MLflow: the callback's setup will say
+        return
+    try:
+        _get_store(uri)
+    except Exception as error:
+        text = " ".join(str(error).split())
+        if "MLFLOW_ALLOW_FILE_STORE" in text:
+            why = "MLflow refuses file stores unless MLFLOW_ALLOW_FILE_STORE=true"
+        elif "://" in uri and importlib.util.find_spec("sqlalchemy") is None:
+            why = "a database store needs the full MLflow (`pip install mlflow`)"
+        else:
+            why = text.split(". ")[0]
+        raise SpecError(
+            f"callbacks: mlflow cannot use the tracking store {uri!r} ({why});"
+            " set MLFLOW_TRACKING_URI to another (http://HOST:5000 for a server)"
+        ) from None
+
+
+# --- one configuration as Ray's loggers see a trial -------------------------------------
+
+
+@dataclasses.dataclass(eq=False)  # hashed by identity: the loggers key their state by it
+class Member:
+    """A configuration as a trial: what Ray's loggers read of a Trial."""
+
+    trial_id: str  # its trial_id in the Parquet rows
+    config: dict[str, Any]
+    local_path: str  # where W&B's logging actor works (it chdirs there)
+    experiment_dir_name: str  # W&B's group, unless WANDB_RUN_GROUP: the run id
+
+    def __str__(self) -> str:
+        return self.trial_id
+
+
+def member_id(trial_id: str, position: int, size: int) -> str:
+    """As sweeps.results names the configurations of a trial's rows."""
+    return f"{trial_id}-{position}" if size > 1 else trial_id
+
+
+def curves(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, float]:
+    """A report's numbers under their Parquet column names (`loss` is `train_loss`; a
+    metric named like a config key is `metric_<name>`), bookkeeping left out."""
+    keys = {config_column(key) for key in config}
+    named = {}
+    for name, value in scalars(metrics).items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or name in _NOT_CURVES:
+            continue
+        named[EPOCH_NAMES.get(name) or (f"metric_{name}" if name in keys else name)] = value
+    return named
+
+
+@dataclasses.dataclass
+class _State:
+    members: list[Member]
+    steps: list[int]  # the last epoch each member reported
+    tags: list[set[str]]  # what each member's epochs reported
+    open: set[int]  # members not ended yet
+
+
+class PerConfiguration(tune.Callback):
+    """Tune's trial events, as each configuration's, fed to Ray `LoggerCallback`s."""
+
+    def __init__(
+        self, loggers: dict[str, LoggerCallback], plan: RunPlan, run_dir: Place, run_id: str
+    ) -> None:
+        self.loggers, self.plan, self.run_dir, self.run_id = loggers, plan, run_dir, run_id
+        self.trials: dict[str, _State] = {}
+
+    def setup(self, **info: Any) -> None:
+        self._each("setup", **info)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        indices = self.plan.groups[trial.config["group"]]
+        known = self.trials.get(trial.trial_id)
+        if known is None:  # (a retry keeps its members: the loggers know them)
+            where = self.run_dir.path if self.run_dir.local else trial.local_path
+            os.makedirs(where, exist_ok=True)
+            members = [
+                Member(member_id(trial.trial_id, k, len(indices)),
+                       dict(self.plan.configs[index]), where, self.run_id)
+                for k, index in enumerate(indices)
+            ]  # fmt: skip
+        else:
+            members = known.members
+        count = len(members)
+        self.trials[trial.trial_id] = _State(members, [0] * count, [set() for _ in members],
+                                             set(range(count)))  # fmt: skip
+        for member in members:
+            self._each("log_trial_start", member)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.on_trial_start(iteration, trials, trial)  # a retry starts from scratch
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        report, state = decode(result), self.trials.get(trial.trial_id)
+        if report is None or state is None:
+            return
+        for number, (position, metrics) in enumerate(report.placed()):
+            self._report(state, position, metrics, report.kind == EPOCH)
+            if report.kind != EPOCH and report.positions is not None:
+                # A pack's bundle ended; the rest of the pack may take hours.
+                self._end(state, position, failed=_failed(report, number))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end_all(trial.trial_id, failed=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._end_all(trial.trial_id, failed=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._each("on_experiment_end", trials=[], **info)
+
+    def _report(self, state: _State, position: int, metrics: dict[str, Any], epoch: bool) -> None:
+        member = state.members[position]
+        named = curves(metrics, member.config)
+        if epoch:
+            step = metrics.get("epoch")
+            state.steps[position] = step if isinstance(step, int) else state.steps[position] + 1
+            state.tags[position].update(named)
+        else:  # the final report: what the epochs did not say (test_loss, test_accuracy)
+            named = {name: value for name, value in named.items()
+                     if name not in state.tags[position]}  # fmt: skip
+        if named:
+            step = state.steps[position]
+            self._each("log_trial_result", step, member, {**named, STEP: step})
+
+    def _end(self, state: _State, position: int, failed: bool) -> None:
+        if position in state.open:
+            state.open.discard(position)
+            self._each("log_trial_end", state.members[position], failed)
+
+    def _end_all(self, trial_id: str, failed: bool) -> None:
+        state = self.trials.get(trial_id)
+        for position in sorted(state.open) if state else []:
+            self._end(state, position, failed)
+
+    def _each(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Call every logger; one that raises stops logging, and the run goes on: the
+        Parquet rows are the record, a logger only a view of it."""
+        for name, logger in list(self.loggers.items()):
+            try:
+                getattr(logger, method)(*args, **kwargs)
+            except Exception as error:
+                del self.loggers[name]
+                reason = " ".join(f"{type(error).__name__}: {error}".split())
+                log.warning("%s stopped logging: %s", name, reason)
+
+
+def _failed(report: Report, number: int) -> bool:
+    return bool(report.errors and report.errors[number])
+
+
+# --- TensorBoard ------------------------------------------------------------------------
+
+
+class TensorBoardLogger(LoggerCallback):
+    """`<run_dir>/tensorboard/<trial_id>/`: a folder of event files per configuration, its
+    curves as scalars by epoch and its config as the hparams of a session (TensorBoard's
+    hparams view infers the experiment from the sessions). A run in a bucket writes
+    them in a local folder first and copies each configuration's once it ends."""
+
+    def __init__(self, run_dir: Place) -> None:
+        self.place = run_dir / TENSORBOARD
+        self.root = self.place.path if run_dir.local else tempfile.mkdtemp(prefix="sweeps-tb-")
+        self.writers: dict[Member, Any] = {}
+
+    def log_trial_start(self, trial: Member) -> None:
+        from tensorboardX import SummaryWriter
+
+        self._close(trial)
+        folder = os.path.join(self.root, trial.trial_id)
+        shutil.rmtree(folder, ignore_errors=True)  # a retry's epochs replace the last try's
+        writer = SummaryWriter(folder)
+        writer._get_file_writer().add_summary(_session_start(trial.config))
+        writer.flush()
+        self.writers[trial] = writer
+
+    def log_trial_result(self, iteration: int, trial: Member, result: dict) -> None:
+        writer = self.writers[trial]
+        for name, value in result.items():
+            if name != STEP:
+                writer.add_scalar(name, value, result[STEP])
+        writer.flush()  # `tensorboard` shows each epoch as it ends
+
+    def log_trial_end(self, trial: Member, failed: bool = False) -> None:
+        writer = self.writers.get(trial)
+        if writer is None:
+            return
+        writer._get_file_writer().add_summary(_session_end(failed))
+        self._close(trial)
+        if not self.place.local:
+            import pyarrow.fs as pafs
+
+            pafs.copy_files(os.path.join(self.root, trial.trial_id),
+                            (self.place / trial.trial_id).path,
+                            destination_filesystem=self.place.fs)  # fmt: skip
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in list(self.writers):
+            self._close(trial)
+        if not self.place.local:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _close(self, trial: Member) -> None:
+        writer = self.writers.pop(trial, None)
+        if writer is not None:
+            writer.close()
+
+
+def _hparam(value: Any) -> bool | int | float | str | None:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)  # a list (hidden: [64, 64]) as its text
+
+
+def _session_start(config: Mapping[str, Any]) -> Any:
+    from tensorboardX.summary import hparams
+
+    _, start, _ = hparams({key: _hparam(value) for key, value in config.items()}, {})
+    return start
+
+
+def _session_end(failed: bool) -> Any:
+    from tensorboardX.proto.api_pb2 import Status
+    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
+    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+
+    status = Status.Value("STATUS_FAILURE" if failed else "STATUS_SUCCESS")
+    content = HParamsPluginData(session_end_info=SessionEndInfo(status=status), version=0)
+    plugin = SummaryMetadata.PluginData(plugin_name="hparams",
+                                        content=content.SerializeToString())  # fmt: skip
+    value = Summary.Value(tag="_hparams_/session_end_info",
+                          metadata=SummaryMetadata(plugin_data=plugin))  # fmt: skip
+    return Summary(value=[value])
+
+
+# --- the loggers of a run ---------------------------------------------------------------
+
+
+def run_loggers(plan: RunPlan, run_dir: Place, run_id: str) -> list[tune.Callback]:
+    """The Tune callback that logs each configuration of `plan` to the spec's `callbacks`;
+    none if it names none."""
+    spec = plan.spec
+    loggers: dict[str, LoggerCallback] = {}
+    if TENSORBOARD in spec.callbacks:
+        loggers[TENSORBOARD] = TensorBoardLogger(run_dir)
+    if "wandb" in spec.callbacks:
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        # The driver's WANDB_MODE and WANDB_DIR reach the logging actors, which run in
+        # Ray's environment (on a cluster, not the driver's).
+        options = {key: os.environ[name] for key, name in (("mode", "WANDB_MODE"),
+                   ("dir", "WANDB_DIR")) if os.environ.get(name)}  # fmt: skip
+        project = os.environ.get("WANDB_PROJECT") or spec.name
+        loggers["wandb"] = WandbLoggerCallback(project=project, **options)
+    if "mlflow" in spec.callbacks:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or spec.name
+        tags = {"sweeps.sweep": spec.name, "sweeps.run_id": run_id}
+        loggers["mlflow"] = MLflowLoggerCallback(experiment_name=experiment, tags=tags)
+    return [PerConfiguration(loggers, plan, run_dir, run_id)] if loggers else []

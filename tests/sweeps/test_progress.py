@@ -1,0 +1,158 @@
+"""What a person sees while a sweep runs: plain lines off a terminal (a pipe, a log), a live
+display with an ETA and the running configurations on one. Real runs on a real Ray."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from sweeps import progress
+from tests.sweeps.conftest import plugin_env, run_cli
+from tests.sweeps.test_run import read, write_spec
+
+SWEEPS = [sys.executable, "-m", "sweeps"]
+CLOCK = r"\d\d:\d\d:\d\d"
+DONE_LINE = re.compile(rf"^{CLOCK}  (\d+)/(\d+) (done|failed)  (\S+)  (.*?)  (.*)  in \d+\.\ds$")
+STATUS_LINE = re.compile(
+    rf"^{CLOCK}  \d+/\d+  \d+ done, \d+ running, \d+ pending, \d+ failed  eta {CLOCK}"
+)
+
+
+def timed_lines(
+    command: list[str], env: dict[str, str], timeout: float = 150
+) -> tuple[int, list[tuple[float, str]]]:
+    """Run `command` with stdout and stderr as one pipe (neither a terminal): its exit code
+    and each line with the moment it arrived."""
+    process = subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    arrived: list[tuple[float, str]] = []
+
+    def read() -> None:
+        for line in process.stdout or []:
+            arrived.append((time.monotonic(), line.rstrip("\n")))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        process.kill()
+    reader.join(timeout=10)
+    return code, arrived
+
+
+def test_the_running_table_never_cuts_an_id_or_a_number() -> None:
+    rows = [("4f2a1_00012-3", "12/20", "0.9731", "batch_size=512 hidden=[1000, 1000] lr=0.001"),
+            ("4f2a1_00013", "-/20", "-", "batch_size=8 hidden=[10] lr=0.5")]  # fmt: skip
+    for width, config_shown in ((100, True), (48, False), (20, False)):
+        console = Console(file=io.StringIO(), width=width)
+        console.print(progress.running_table(rows, "val_accuracy", width))
+        lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+        assert all(len(line.rstrip()) <= width for line in lines), (width, lines)
+        words = {word for line in lines for word in line.split()}
+        assert {"4f2a1_00012-3", "12/20", "0.9731", "4f2a1_00013", "-/20"} <= words, width
+        assert ("batch_size=512" in words) == config_shown, (width, lines)
+
+
+@pytest.mark.slow
+def test_piped_run_prints_a_line_per_configuration_while_it_runs(tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "s.yaml", name="piped", trainer="user_trainers:flaky", dataset=None,
+        base={"epochs": 2, "sleep_s": 0.5}, grid={"x": [1, 2, 3]}, max_concurrent=1,
+    )  # fmt: skip
+    env = {**plugin_env(), "SWEEPS_STATUS_EVERY_S": "1"}
+    # `sweeps run ... 2>&1 | cat`: neither stream is a terminal.
+    command = [*SWEEPS, "run", spec, "--results", str(tmp_path / "results")]
+    code, arrived = timed_lines(command, env)
+    assert code == 1  # x=3 fails, last
+    text = "\n".join(line for _, line in arrived)
+    summary = next(i for i, (_, line) in enumerate(arrived) if line.startswith("┏"))
+    shown = "\n".join(line for _, line in arrived[:summary])
+    assert "\x1b" not in text and "━" not in shown, text  # no live display off a terminal
+
+    _, trials, _ = read(tmp_path / "results")
+    by_id = trials.set_index("trial_id")
+    ended = [(when, match) for when, line in arrived if (match := DONE_LINE.match(line))]
+    assert [int(match[1]) for _, match in ended] == [1, 2, 3], text
+    assert {match[4] for _, match in ended} == set(trials["trial_id"])
+    for _, match in ended:
+        row = by_id.loc[match[4]]
+        assert match[5] == f"x={row['x']}"
+        if row["status"] == "ERROR":
+            assert match[3] == "failed" and match[6] == "ValueError: x=3 is divisible by 3"
+        else:
+            assert match[3] == "done" and match[6] == f"val_accuracy {row['val_accuracy']:.4f}"
+    statuses = [when for when, line in arrived if STATUS_LINE.match(line)]
+    assert statuses and statuses[0] < ended[-1][0], text
+    # While it runs: the first line came as its trial ended, x=2's two epochs of 0.5 s
+    # before the run's end.
+    (end,) = [when for when, line in arrived if re.match(rf"{CLOCK}  3/3 ended  ", line)]
+    assert end - ended[0][0] >= 1.0, text
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("local_ray")
+def test_a_line_for_each_configuration_of_a_fused_pack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One Tune trial training two bundles (batch 64, batch 128) of two learning rates each.
+    code = run_cli(
+        "run", "quickstart", "--epochs", "2", "--set", "batch_size=64,128",
+        "--set", "lr=0.1,0.05", "--max-bundle", "2", "--pack", "on", "--max-concurrent", "1",
+        "--results", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0
+    _, trials, _ = read(tmp_path)
+    assert trials["bundle_id"].nunique() == 1 and len(trials) == 4
+    err = capsys.readouterr().err
+    ended = [match for line in err.splitlines() if (match := DONE_LINE.match(line))]
+    assert [(match[1], match[2], match[3]) for match in ended] == [
+        (str(count), "4", "done") for count in range(1, 5)
+    ], err
+    by_id = trials.set_index("trial_id")
+    assert {match[4] for match in ended} == set(by_id.index)
+    for match in ended:
+        row = by_id.loc[match[4]]
+        assert match[5] == f"batch_size={row['batch_size']} lr={row['lr']}"
+        assert match[6] == f"val_accuracy {row['val_accuracy']:.4f}"
+    assert re.search(r"4/4 ended  4 done, 0 running, 0 pending, 0 failed", err), err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("local_ray")
+def test_a_terminal_shows_the_eta_and_each_running_trials_epoch_and_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = io.StringIO()
+    width = 40  # narrower than the counts, the bar and the config column need
+    monkeypatch.setattr(progress, "make_console",
+                        lambda: Console(file=screen, force_terminal=True, width=width))  # fmt: skip
+    spec = write_spec(
+        tmp_path / "s.yaml", name="live", trainer="user_trainers:steady", dataset=None,
+        base={"epochs": 3, "sleep_s": 0.5}, grid={"x": [1, 2]}, max_concurrent=1,
+    )  # fmt: skip
+    assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
+    _, trials, _ = read(tmp_path / "results")
+    # The live display redraws in place: a cursor move starts a line, colours go.
+    drawn = re.sub(r"\x1b\[\d*[AK]|\r", "\n", screen.getvalue())
+    lines = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", drawn).splitlines()
+    assert all(len(line) <= width for line in lines), [line for line in lines if len(line) > width]
+    assert any(re.search(rf"eta {CLOCK}", line) for line in lines), "\n".join(lines[-40:])
+    seen = {}
+    for x, trial_id in zip(trials["x"], trials["trial_id"], strict=True):
+        # A row: the whole id, its epoch of 3, and that epoch's val_accuracy (1 - 1/(epoch + x)).
+        for line in lines:
+            if match := re.fullmatch(rf"{trial_id} +([123])/3 +(0\.\d{{4}})", line.rstrip()):
+                epoch = int(match[1])
+                assert match[2] == f"{1 - 1 / (epoch + x):.4f}", line
+                seen.setdefault(trial_id, set()).add(epoch)
+    assert set(seen) == set(trials["trial_id"]), "\n".join(lines[-40:])
+    assert any(len(epochs) >= 2 for epochs in seen.values()), seen  # it redraws as it goes
