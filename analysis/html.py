@@ -106,6 +106,8 @@ def report_page(
     """The page: the status line, the tables and notes, the figures, every trial, the spec,
     the manifest."""
     title = f"{run.name} run {run.id}"
+    # The status line opens with the title the heading above it already shows.
+    status = status.removeprefix(f"{title}: ")
     spec = yaml.safe_dump(run.spec, sort_keys=False, allow_unicode=True)
     manifest = json.dumps(run.manifest, indent=2, default=str, ensure_ascii=False)
     sections = [

@@ -103,6 +103,15 @@ def colours(values: Sequence[Any]) -> dict[Any, tuple[float, ...]]:
     return {v: cmap(i % cmap.N) for i, v in enumerate(values)}
 
 
+def series_colours(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[float, ...]]:
+    """A colour per series key: one swept axis gets the colours its values get in the
+    learning curves (batch sizes sequential in both figures); several axes, a hue each."""
+    if all(len(key) == 1 for key in keys):
+        by_value = colours([key[0] for key in keys])
+        return {key: by_value[key[0]] for key in keys}
+    return colours(keys)
+
+
 def _heading(figure: Figure, title: str, what: str) -> None:
     figure.suptitle(f"{title}\n{what}" if title else what)
 
@@ -156,7 +165,7 @@ def metric_vs_param(
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
     groups = split_by(scored, series, orders)
     crowded = len(groups) > MAX_SERIES
-    palette = colours([key for key, _ in groups]) if len(groups) > 1 else {}
+    palette = series_colours([key for key, _ in groups]) if len(groups) > 1 else {}
     repeats = int(scored.groupby([*series, param]).size().max())
 
     figure = Figure(figsize=(8, 5), layout="constrained")

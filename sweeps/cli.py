@@ -1,15 +1,16 @@
 """The `sweeps` command line: thin over the library; errors become one line and an exit code.
 
-Exit codes: 0 success, 1 a failure while working (some trials failed, an interrupted
-run), 2 bad input (a spec, flag, file or address), in which case nothing was started.
+This module is the app: `run`, `resume`, `presets`, `show`, `train`, with the commands of
+sweeps.report_cli and sweeps.jobs_cli joined to it, and `main`, where every error becomes
+one line. Exit codes: 0 success, 1 a failure while working (some trials failed, an
+interrupted run), 2 bad input (a spec, flag, file or address), in which case nothing was
+started.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from sweeps import __version__, jobs_cli, reporting
+from sweeps import __version__, jobs_cli, report_cli
+from sweeps.console import console, errors, fail, say
 from sweeps.options import (
     CallbackOption,
     CpusOption,
@@ -33,20 +35,9 @@ from sweeps.options import (
     RepeatsOption,
     SetOption,
     SpecArgument,
-    add_callbacks,
-    console,
-    errors,
-    fail,
-    say,
+    resolve_sweep,
 )
-from sweeps.spec import (
-    SpecError,
-    load_spec,
-    parse_override,
-    preset_names,
-    preset_path,
-    resolve_spec,
-)
+from sweeps.spec import SpecError, load_spec, parse_override, preset_names, preset_path
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet.",
@@ -54,37 +45,15 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
 )
+# Added without a name, a group's commands join this app's: `sweeps --help` lists them
+# after this module's own, in this order.
+app.add_typer(report_cli.app)
+app.add_typer(jobs_cli.app)
+
 AddressOption = Annotated[
     str | None,
     typer.Option(help="Join the Ray cluster at this address instead of starting one."),
 ]
-
-
-def _guarded(command: Callable[..., None]) -> Callable[..., None]:
-    """A command whose library errors become one line: exit 2 for bad input (a spec, a
-    run directory, a job id, a Ray address), 1 for a jobs API that cannot be reached or
-    refuses us."""
-
-    from sweeps.jobs import JobsError, NoSuchJob
-    from sweeps.runner import ResultsWriteError
-
-    @functools.wraps(command)
-    def run_command(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except (*reporting.ERRORS, *_input_errors(), NoSuchJob) as error:
-            raise fail(str(error), 2) from None
-        except ResultsWriteError as error:
-            fail(str(error), 1)
-            errors.print(f"once it can be written: `sweeps resume {error.run_dir}`",
-                         highlight=False, soft_wrap=True)  # fmt: skip
-            raise typer.Exit(1) from None
-        except JobsError as error:
-            raise fail(str(error), 1) from None
-        except ConnectionError as error:  # `--address` names no Ray cluster
-            raise fail(f"cannot reach Ray: {error}", 2) from None
-
-    return run_command
 
 
 def _version(value: bool) -> None:
@@ -103,17 +72,7 @@ def callback(
     """Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet."""
 
 
-def _input_errors() -> tuple[type[Exception], ...]:
-    """The library's exceptions that mean bad input: exit 2, nothing started."""
-    from sweeps.ray_session import ResourceError
-    from sweeps.storage import StorageError
-    from sweeps.trainable import TrainerImportError
-    from trainers import ConfigError, DataNotFoundError
-
-    return (SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError,
-            ResourceError)  # fmt: skip
-
-
+@app.command("run")
 def run(
     spec: SpecArgument,
     assignments: SetOption = None,
@@ -151,12 +110,11 @@ def run(
     from sweeps.loggers import check_callbacks
     from sweeps.runner import run_sweep
 
-    sweep = resolve_spec(
+    sweep = resolve_sweep(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
-        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
-        max_bundle=max_bundle, pack=pack and pack.value,
+        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle,
+        pack=pack, callbacks=callback,
     )  # fmt: skip
-    sweep = add_callbacks(sweep, callback)
     check_callbacks(sweep)
     with _dashboard(dashboard):
         outcome = run_sweep(
@@ -166,6 +124,7 @@ def run(
     _conclude(outcome)
 
 
+@app.command("resume")
 def resume(
     run_dir: Annotated[
         str, typer.Argument(help="The run directory (or URI) of an interrupted run.")
@@ -190,6 +149,7 @@ def resume(
     _conclude(outcome)
 
 
+@app.command("presets")
 def presets() -> None:
     """List the built-in sweeps: one per experiment of the two reports, and quickstart."""
     table = Table("preset", "trials", "description", box=None, pad_edge=False)
@@ -199,6 +159,7 @@ def presets() -> None:
     console.print(table)
 
 
+@app.command("show")
 def show(name: Annotated[str, typer.Argument(help="A preset name.")]) -> None:
     """Print a preset's YAML, to copy and edit.
 
@@ -209,6 +170,7 @@ def show(name: Annotated[str, typer.Argument(help="A preset name.")]) -> None:
     sys.stdout.write(preset_path(name).read_text())
 
 
+@app.command("train")
 def train(
     assignments: Annotated[
         list[str] | None,
@@ -245,14 +207,6 @@ def train(
         )
 
     console.print(final_table(train_model(config, report=report)))
-
-
-for _name, _command in {
-    "run": run, "resume": resume, "presets": presets, "show": show, "train": train,
-    "report": reporting.report, "threshold": reporting.threshold, "compare": reporting.compare,
-    **jobs_cli.COMMANDS,
-}.items():  # fmt: skip
-    app.command(_name)(_guarded(_command))
 
 
 def single_values(assignments: list[str] | None) -> dict[str, Any]:
@@ -322,16 +276,58 @@ def _text(path: Path | None) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The console script. Usage errors become one line and exit 2, like every bad input."""
+    """The console script. Every error is one line on stderr and an exit code: Click's usage
+    errors and the library's bad input 2, failures while working 1; anything else is a bug
+    and keeps its traceback."""
     try:
         code = app(args=argv, prog_name="sweeps", standalone_mode=False)
     except TyperException as error:
         if type(error).__name__ == "NoArgsIsHelpError":  # bare `sweeps`: the help, as usual
             errors.print(error.format_message(), highlight=False, markup=False)
             sys.exit(0)
-        fail(" ".join(error.format_message().split()), error.exit_code)
+        fail(" ".join(error.format_message().split()))
         sys.exit(error.exit_code)
     except typer.Abort:
         errors.print("aborted")
         sys.exit(130)
+    except Exception as error:
+        code = _exit_code(error)
+        if code is None:
+            raise
+    # A command's typer.Exit(code) comes back as its code; Ctrl-C as 130.
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_code(error: Exception) -> int | None:
+    """A library error printed as one line; its exit code, or None for a bug. Imported
+    here so that `sweeps --help` does not wait for Ray and torch."""
+    from sweeps.jobs import JobsError, NoSuchJob
+    from sweeps.runner import ResultsWriteError
+
+    if isinstance(error, (*_input_errors(), NoSuchJob)):
+        fail(str(error))
+        return 2
+    if isinstance(error, ResultsWriteError):
+        fail(str(error))
+        errors.print(f"once it can be written: `sweeps resume {error.run_dir}`",
+                     highlight=False, soft_wrap=True)  # fmt: skip
+        return 1
+    if isinstance(error, JobsError):  # a jobs API that cannot be reached or refuses us
+        fail(str(error))
+        return 1
+    if isinstance(error, ConnectionError):  # `--address` names no Ray cluster
+        fail(f"cannot reach Ray: {error}")
+        return 2
+    return None
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The library's exceptions that mean bad input: exit 2, nothing started."""
+    from analysis import RunDataError
+    from sweeps.ray_session import ResourceError
+    from sweeps.storage import StorageError
+    from sweeps.trainable import TrainerImportError
+    from trainers import ConfigError, DataNotFoundError
+
+    return (SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError,
+            ResourceError, RunDataError, report_cli.BadInput)  # fmt: skip

@@ -1,6 +1,6 @@
 """`sweeps submit | jobs | status | logs | stop`: sweeps as queued Ray Jobs on a cluster.
 
-Registered on the app by sweeps.cli; the work is in sweeps.jobs.
+Joined to the `sweeps` app by sweeps.cli; the work is in sweeps.jobs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ray.job_submission import JobSubmissionClient
 from rich.table import Table
 
 from sweeps import jobs
+from sweeps.console import console, say
 from sweeps.options import (
     CallbackOption,
     CpusOption,
@@ -27,11 +28,11 @@ from sweeps.options import (
     RepeatsOption,
     SetOption,
     SpecArgument,
-    add_callbacks,
-    console,
-    say,
+    resolve_sweep,
 )
-from sweeps.spec import SpecError, resolve_spec
+from sweeps.spec import SpecError
+
+app = typer.Typer()
 
 # As `ray job` finds the cluster: the flag, else these, the first one set.
 ADDRESS_VARIABLES = ["RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"]
@@ -50,6 +51,7 @@ TokenFile = Annotated[
 JobId = Annotated[str, typer.Argument(help="The job's id: the run id `submit` printed.")]
 
 
+@app.command("submit")
 def submit(
     spec: SpecArgument,
     address: Address,
@@ -82,12 +84,12 @@ def submit(
     from sweeps.plan import configurations
     from sweeps.runner import check_configs, new_run_id
 
-    sweep = resolve_spec(
+    # The callbacks are checked on the cluster, which needs their packages.
+    sweep = resolve_sweep(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
-        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse and fuse.value,
-        max_bundle=max_bundle, pack=pack and pack.value,
+        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle,
+        pack=pack, callbacks=callback,
     )  # fmt: skip
-    sweep = add_callbacks(sweep, callback)  # checked on the cluster, which needs the packages
     if "://" not in results and not Path(results).is_absolute():
         raise SpecError(
             f"--results {results!r}: on a cluster give a shared absolute path or a URI"
@@ -104,6 +106,7 @@ def submit(
     say(f"results: {results}/{sweep.name}/{run_id}   follow: sweeps logs {run_id} --follow")
 
 
+@app.command("jobs")
 def list_jobs(address: Address, token_file: TokenFile = None) -> None:
     """List the cluster's jobs, newest first: id, sweep, state, age.
 
@@ -121,6 +124,7 @@ def list_jobs(address: Address, token_file: TokenFile = None) -> None:
     console.print(table)
 
 
+@app.command("status")
 def status(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
     """A job's state (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and Ray's message."""
     client = _connect(address, token_file)
@@ -129,6 +133,7 @@ def status(job_id: JobId, address: Address, token_file: TokenFile = None) -> Non
     console.print(f"{job_id} {info.status}  {message}", highlight=False, soft_wrap=True)
 
 
+@app.command("logs")
 def logs(
     job_id: JobId,
     address: Address,
@@ -143,6 +148,7 @@ def logs(
         sys.stdout.write(jobs.call(lambda: client.get_job_logs(job_id), address))
 
 
+@app.command("stop")
 def stop(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
     """Stop a job: its finished trials stay in the results."""
     client = _connect(address, token_file)
@@ -158,6 +164,3 @@ def _connect(address: str, token_file: Path | None) -> JobSubmissionClient:
         return jobs.connect(address, token_file)
     finally:
         os.environ.update(hidden)
-
-
-COMMANDS = {"submit": submit, "jobs": list_jobs, "status": status, "logs": logs, "stop": stop}

@@ -1,4 +1,10 @@
-"""What the CLI's commands share: the consoles, the one-line error, the common options."""
+"""The options more than one command takes, each declared once: `run` and `submit` make the
+same sweep from the same flags, by `resolve_sweep`.
+
+Each is an Annotated alias that a command names in its own signature, where Typer reads
+the CLI from: one line a command, which keeps the parameter's type and its place in the
+command's `--help`.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from sweeps.spec import SweepSpec, override
-
-console = Console()
-errors = Console(stderr=True)
-
-
-def fail(message: str, code: int) -> typer.Exit:
-    """Print `error: message` on one line of stderr; the Exit to raise with `code`."""
-    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def say(message: str) -> None:
-    errors.print(escape(message), highlight=False, soft_wrap=True, style="dim")
-
+from sweeps.spec import SweepSpec, override, resolve_spec
 
 SpecArgument = Annotated[
     str, typer.Argument(metavar="SPEC_OR_PRESET", help="A YAML file or a preset's name.")
@@ -111,8 +101,27 @@ DashboardOption = Annotated[
 ]
 
 
-def add_callbacks(spec: SweepSpec, names: list[Callback] | None) -> SweepSpec:
-    """The spec with the `--callback` names added to its `callbacks`."""
-    if not names:
-        return spec
-    return override(spec, callbacks=[*spec.callbacks, *(name.value for name in names)])
+def resolve_sweep(
+    spec: str,
+    assignments: list[str] | None,
+    *,
+    epochs: int | None,
+    repeats: int | None,
+    cpus: float | None,
+    gpus: float | None,
+    max_concurrent: int | None,
+    fuse: Fuse | None,
+    max_bundle: int | None,
+    pack: Pack | None,
+    callbacks: list[Callback] | None,
+) -> SweepSpec:
+    """The sweep a spec (or preset) and the shared options make: SpecError if it is bad."""
+    sweep = resolve_spec(
+        spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus, gpus=gpus,
+        max_concurrent=max_concurrent, fuse=fuse and fuse.value, max_bundle=max_bundle,
+        pack=pack and pack.value,
+    )  # fmt: skip
+    if not callbacks:
+        return sweep
+    # Beside the spec's own callbacks: --callback adds a logger, it never drops one.
+    return override(sweep, callbacks=[*sweep.callbacks, *(name.value for name in callbacks)])

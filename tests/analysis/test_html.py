@@ -57,7 +57,8 @@ def test_the_page_holds_everything_and_fetches_nothing(tmp_path: Path) -> None:
     text = "".join(parsed.text)
     assert "0.9000 ± 0.0010" in text and "0.9100" in text  # as the terminal shows them
     assert "ref1: Report <A> & co" in text and "Report &lt;A&gt; &amp; co" in page
-    for expected in ("sweep run r1: 2 trials", "line one", "best: t1", "name: sweep",
+    assert [t for t in parsed.text if "2 trials" in t] == ["2 trials"]  # not the title again
+    for expected in ("sweep run r1", "line one", "best: t1", "name: sweep",
                      '"run_id": "r1"', "t0", "t1", "TERMINATED"):  # fmt: skip
         assert expected in text, expected
     assert [a["href"] for a in parsed.all("a")] == ["#tables", "#figures", "#trials", "#spec",

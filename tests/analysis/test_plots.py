@@ -240,6 +240,19 @@ def test_learning_curves_overlaid_and_coloured_by_value(batch_trials: pd.DataFra
     assert_drawn(png(figure))
 
 
+def test_a_value_has_one_colour_in_every_figure(batch_trials: pd.DataFrame) -> None:
+    """batch_size's lines against another axis take the colours its learning curves do."""
+    against = metric_vs_param(batch_trials, "seed", "val_accuracy", series=["batch_size"])
+    lines = {label: to_rgba(c.lines[0].get_color()) for label, c in
+             ((c.get_label(), c) for c in against.axes[0].containers)}  # fmt: skip
+    curves = learning_curves(batch_trials, epochs_for(batch_trials), "batch_size")
+    (legend,) = curves.legends
+    legend_colours = {f"batch_size={text.get_text()}": to_rgba(handle.get_color())
+                      for text, handle in zip(legend.get_texts(), legend.legend_handles,
+                                              strict=True)}  # fmt: skip
+    assert lines == legend_colours and len(set(lines.values())) == 3
+
+
 def test_learning_curves_of_trainer_named_columns(batch_trials: pd.DataFrame) -> None:
     """A frame made by hand may carry the trainer's names: `loss`, `accuracy`."""
     epochs = epochs_for(batch_trials, names=("loss", "accuracy"))

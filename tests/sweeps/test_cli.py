@@ -6,10 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 import yaml
 
 from sweeps import __version__
+from sweeps.jobs import JobsError
+from sweeps.runner import ResultsWriteError
 from sweeps.spec import preset_names
+from sweeps.storage import Place
 from tests.sweeps.conftest import run_cli
 
 
@@ -24,6 +28,54 @@ def test_version_from_the_installed_package() -> None:
 def test_help_carries_examples(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("run", "--help") == 0
     assert "sweeps run report-a-batch-size --set batch_size=64,512" in capsys.readouterr().out
+
+
+def test_help_lists_every_group_s_commands_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("--help") == 0
+    commands = capsys.readouterr().out.split("Commands")[1]
+    # A command's row begins with its name; a wrapped description's next row with spaces.
+    listed = [line.split()[1] for line in commands.splitlines() if line.startswith("│ ")
+              and not line.startswith("│  ")]  # fmt: skip
+    assert listed == ["run", "resume", "presets", "show", "train",  # sweeps.cli
+                      "report", "threshold", "compare",  # sweeps.report_cli
+                      "submit", "jobs", "status", "logs", "stop"]  # sweeps.jobs_cli  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "err"),
+    [
+        (KeyboardInterrupt(), 130, ""),
+        (typer.Exit(3), 3, ""),
+        (JobsError("the jobs API refuses"), 1, "error: the jobs API refuses\n"),
+        (ConnectionError("nothing at 10.0.0.1:6379"), 2,
+         "error: cannot reach Ray: nothing at 10.0.0.1:6379\n"),
+        (ResultsWriteError(Place.of("/r"), OSError(28, "full")), 1,
+         "error: cannot write results to /r: No space left on device\n"
+         "once it can be written: `sweeps resume /r`\n"),
+    ],
+)  # fmt: skip
+def test_main_maps_what_a_command_raises_to_its_exit_code(
+    raised: BaseException,
+    code: int,
+    err: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def raise_it() -> list[str]:
+        raise raised
+
+    monkeypatch.setattr("sweeps.cli.preset_names", raise_it)
+    assert run_cli("presets") == code
+    assert capsys.readouterr().err == err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def raise_it() -> list[str]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("sweeps.cli.preset_names", raise_it)
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_cli("presets")
 
 
 def test_presets_lists_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,24 +212,3 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(
     assert not results.exists()
     # Only a trial too large for every node needs Ray up to be known (then nothing is written).
     assert len(started) == 1
-
-
-def test_analysis_commands_name_bad_columns(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tests.analysis.test_load import make_run
-
-    run_dir = str(make_run(tmp_path))
-    cases = [
-        (["threshold", run_dir, "--param", "learning_rate"], "no column 'learning_rate'"),
-        (["threshold", run_dir, "--metric", "status"], "column 'status' is not numeric"),
-        (["compare", run_dir, run_dir, "--metric", "test_loss"], "no column 'test_loss'"),
-    ]
-    for args, message in cases:
-        assert run_cli(*args) == 2, args
-        err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1, err
-    assert run_cli("threshold", run_dir) == 0
-    out = capsys.readouterr().out
-    assert "Change in accuracy from 32 to 64: 0.0100" in out
-    assert "No threshold within the data: no change <= 0.001 going from 64 down to 32" in out

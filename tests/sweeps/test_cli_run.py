@@ -72,7 +72,7 @@ def test_quickstart_writes_the_documented_layout(tmp_path: Path) -> None:
     assert "threshold" in report.stdout  # an answer, or why there is none
     assert "best: " in report.stdout
     plots = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
-    assert len(plots) == 8 + 8 + 1 and "accuracy-vs-batch_size.png" in plots
+    assert len(plots) == 3 + 8 and "val_accuracy-vs-batch_size.png" in plots
     assert f"plots: {len(plots)} PNG files" in report.stdout
 
 

@@ -1,4 +1,5 @@
-"""`sweeps report --format ...` run as a user runs it: stdout is data, pipes cut nothing."""
+"""sweeps.report_cli: `sweeps report --format ...` run as a user runs it (stdout is data, pipes
+cut nothing), `threshold` and `compare` on bad columns."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from tests.analysis.test_load import write_run
+from tests.sweeps.conftest import run_cli
 
 BATCH_SIZES = [1024, 512, 256, 128, 64, 32, 16, 8]
 SEEDS = [0, 1, 2]
@@ -151,3 +153,48 @@ def test_status_counts_the_trials_a_run_lacks(tmp_path: Path) -> None:
     done = report(run_dir, "table")
     assert (f"sweep run run-2: 2 of 5 trials (2 finished, 0 failed); the rest never ran:"
             f" `sweeps resume {run_dir}`") in done.stdout  # fmt: skip
+
+
+def test_analysis_commands_name_bad_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.analysis.test_load import make_run
+
+    run_dir = str(make_run(tmp_path))
+    cases = [
+        (["threshold", run_dir, "--param", "learning_rate"], "no column 'learning_rate'"),
+        (["threshold", run_dir, "--metric", "status"], "column 'status' is not numeric"),
+        (["compare", run_dir, run_dir, "--metric", "test_loss"], "no column 'test_loss'"),
+    ]
+    for args, message in cases:
+        assert run_cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert run_cli("threshold", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "Change in accuracy from 32 to 64: 0.0100" in out
+    assert "No threshold within the data: no change <= 0.001 going from 64 down to 32" in out
+
+
+def test_the_threshold_never_pools_another_swept_axis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two activations at each batch size are two models, not two repeats of one.
+    run_dir = tmp_path / "grid" / "run-4"
+    (run_dir / "trials").mkdir(parents=True)
+    grid = {"batch_size": [64, 32], "activation": ["relu", "sigmoid"]}
+    for index, (batch_size, activation) in enumerate(
+        (b, a) for b in grid["batch_size"] for a in grid["activation"]
+    ):  # fmt: skip
+        trial = {"run_id": "run-4", "trial_id": f"t_{index}", "status": "TERMINATED",
+                 "batch_size": batch_size, "activation": activation, "seed": 0,
+                 "val_accuracy": 0.9 + index / 100}  # fmt: skip
+        pq.write_table(pa.Table.from_pylist([trial]), run_dir / "trials" / f"t_{index}.parquet")
+    (run_dir / "spec.yaml").write_text(yaml.safe_dump({"name": "grid", "grid": grid}))
+    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "run-4"}))
+
+    assert run_cli("threshold", str(run_dir)) == 2
+    err = capsys.readouterr().err
+    assert "the run also sweeps activation" in err and len(err.strip().splitlines()) == 1, err
+    assert run_cli("report", str(run_dir), "--format", "json", "--no-plots") == 0
+    assert "threshold" not in json.loads(capsys.readouterr().out)["tables"]

@@ -1,0 +1,281 @@
+"""`sweeps report`, `sweeps threshold`, `sweeps compare`: the analysis package at the CLI.
+
+Joined to the `sweeps` app by sweeps.cli; what they compute lives in analysis/ and, for
+the report, sweeps.reporting.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from analysis import Comparison, Run, compare_runs, find_threshold, load_run
+from analysis.html import REPORT_HTML
+from analysis.render import (
+    FORMATS,
+    Whole,
+    csv,
+    json_text,
+    markdown,
+    records,
+    rich_table,
+    threshold_block,
+)
+from analysis.rundir import PLOTS
+from analysis.tables import config_keys
+from analysis.threshold import DEFAULT_THRESHOLD
+from sweeps.console import console, say
+from sweeps.reporting import Report, build_report, figures, html_page
+
+app = typer.Typer()
+RunArgument = Annotated[
+    str,
+    typer.Argument(help="A run directory, <results>/<sweep>/<run id>: a path or a URI."),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="table, markdown, csv or json (see above).")
+]
+
+
+class BadInput(ValueError):
+    """A bad flag value: one line and exit 2 (sweeps.cli.main)."""
+
+
+def _format(value: str) -> str:
+    if value not in FORMATS:
+        raise BadInput(f"--format must be one of {', '.join(FORMATS)}, got {value!r}")
+    return value
+
+
+def _emit(frame: pd.DataFrame, fmt: str, title: str = "", sources: list[str] | None = None) -> None:
+    if fmt == "csv":
+        _data(csv(frame))
+    elif fmt == "markdown":
+        _data((f"### {title}\n\n" if title else "") + markdown(frame, sources))
+    else:
+        console.print(Whole(rich_table(frame, title, sources)), crop=False)
+
+
+def _data(text: str) -> None:
+    """Data on stdout as it is: no markup, highlighting, wrapping or cropping."""
+    console.out(text.rstrip("\n"), highlight=False)
+
+
+def _prose(text: str, fmt: str) -> None:
+    """A line for people: on stdout beside a table, on stderr beside data, which it would spoil."""
+    if fmt == "table":
+        console.print(text, highlight=False, soft_wrap=True)
+    else:
+        say(text)
+
+
+def _write_table(report: Report) -> None:
+    console.print(report.status(), highlight=False, soft_wrap=True)
+    _emit(report.table, "table", report.title, report.sources)
+    if report.threshold is not None:
+        console.print(threshold_block(report.threshold), crop=False)
+    for line in report.notes():
+        _prose(line, "table")
+
+
+def _write_markdown(report: Report) -> None:
+    say(report.status())
+    _data("\n".join(f"### {heading}\n\n{markdown(frame, sources)}"
+                    for heading, frame, sources in report.tables().values()))  # fmt: skip
+    _say_notes(report)
+
+
+def _write_csv(report: Report) -> None:
+    say(report.status())
+    _data(csv(report.table))
+    for index, source in enumerate(report.sources, 1):  # what markdown puts under the table
+        say(f"ref{index}: {source}")
+    others = [name for name in report.tables() if name != "report"]
+    if others:
+        # One CSV holds one table; a second would be read as more rows of the first.
+        say(f"{' and '.join(others)} table{'s' * (len(others) > 1)} not in csv:"
+            " use --format json or markdown")  # fmt: skip
+    _say_notes(report)
+
+
+def _write_json(report: Report) -> None:
+    say(report.status())
+    tables = {name: records(frame) for name, (_, frame, _) in report.tables().items()}
+    _data(json_text({"run": report.summary(), "title": report.title, "sources": report.sources,
+                     "tables": tables}))  # fmt: skip
+    _say_notes(report)
+
+
+def _say_notes(report: Report) -> None:
+    if report.threshold is not None:
+        for line in report.threshold.lines():
+            say(line)
+    for line in report.notes():
+        say(line)
+
+
+WRITERS = {"table": _write_table, "markdown": _write_markdown, "csv": _write_csv,
+           "json": _write_json}  # fmt: skip
+
+
+@app.command("report")
+def report(
+    run_dir: RunArgument,
+    fmt: FormatOption = "table",
+    plots: Annotated[bool, typer.Option(help="Write PNG figures to <run>/plots/.")] = True,
+    html: Annotated[
+        bool,
+        typer.Option("--html", help="Also write <run>/report.html: one self-contained page."),
+    ] = False,
+) -> None:
+    """Tables as the reports printed them, the threshold, the best trial, and plots.
+
+    The batch-size threshold appears when the sweep varies batch size; figures go to
+    <run>/plots/: the spec's metric against each swept parameter, every trial's learning
+    curves on one figure, parallel coordinates (2+ axes), confusion matrices.
+
+    --html also writes <run>/report.html, one page that opens offline in a browser: the
+    tables, the figures embedded, every trial, the spec and the manifest (with --no-plots,
+    the figures are in the page only).
+
+    Formats: table (the default) is for reading. With markdown, csv and json, stdout holds
+    only data, for a file or a program; the status line, the threshold's answer, the best
+    trial and where the plots went go to stderr.
+
+    markdown: every table, each under a ### heading.
+
+    json: one object: "run" (sweep, id, path, trials, finished, failed), "title" and
+    "sources" of the report table, and "tables": "report", "threshold" (when the sweep varies
+    batch size) and "best", each a list of rows as objects, a missing value as null.
+
+    csv: the report table only, its header the first line, since one CSV holds one table;
+    stderr names the tables left out, which json and markdown hold.
+
+    Examples:
+
+        sweeps report results/report-a-batch-size/20261122-004609-8bb2
+
+        sweeps report RUN_DIR --format markdown --no-plots > report.md
+
+        sweeps report RUN_DIR --format json --no-plots | jq '.tables.threshold'
+
+        sweeps report RUN_DIR --html
+    """
+    fmt = _format(fmt)
+    run = load_run(run_dir)
+    built = build_report(run)
+    WRITERS[fmt](built)
+    if not (plots or html):
+        return
+    drawn = figures(built)
+    if plots:
+        for name, png, _ in drawn:  # there or in a bucket
+            (run.dir / PLOTS / name).write_bytes(png)
+        _prose(f"plots: {len(drawn)} PNG files in {run.dir.show(PLOTS)}", fmt)
+    if html:
+        (run.dir / REPORT_HTML).write_text(html_page(built, drawn))
+        _prose(f"html: {run.dir.show(REPORT_HTML)}", fmt)
+
+
+@app.command("threshold")
+def threshold(
+    run_dir: RunArgument,
+    param: Annotated[str, typer.Option(help="The parameter, ordered large to small.")] = (
+        "batch_size"
+    ),
+    metric: Annotated[str, typer.Option(help="The metric whose changes are compared.")] = (
+        "val_accuracy"
+    ),
+    threshold: Annotated[
+        float, typer.Option(help="A change at or below this is insignificant.")
+    ] = DEFAULT_THRESHOLD,
+) -> None:
+    """Report A's batch-size threshold (A2), and the noise-aware answer with repeats.
+
+    Example:
+
+        sweeps threshold RUN_DIR --param batch_size --metric val_accuracy --threshold 0.001
+    """
+    _check_threshold(threshold)
+    run = load_run(run_dir)
+    others = [key for key in config_keys(run.swept) if key != param]
+    if param in run.swept and others:
+        raise BadInput(
+            f"the run also sweeps {', '.join(others)}: the threshold compares {param} levels"
+            " of one configuration, and would pool different ones as repeats"
+        )
+    mode = run.spec.get("mode") if metric == run.spec.get("metric") else None
+    result = find_threshold(run.trials, param, metric, threshold, mode)
+    console.print(threshold_block(result), crop=False)
+
+
+def _check_threshold(value: float) -> None:
+    # Below 0 (or NaN) no change is insignificant, at inf every one is: no answer either way.
+    if not math.isfinite(value):
+        raise BadInput(f"--threshold must be a finite number, got {value}")
+    if value < 0:
+        raise BadInput(f"--threshold must be >= 0, got {value}")
+
+
+@app.command("compare")
+def compare(
+    run_a: RunArgument,
+    run_b: RunArgument,
+    metric: Annotated[str, typer.Option(help="The metric to compare.")] = "val_accuracy",
+    fmt: FormatOption = "table",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Compare runs whose configurations differ anyway."),
+    ] = False,
+) -> None:
+    """Two runs' matching configurations side by side: the metric in each, and b - a.
+
+    A configuration of one run pairs with the same configuration of the other: the same
+    value of every config key (dataset, epochs, every other base value, each swept
+    parameter), the seeds of its repeats averaged. Where the runs' configurations differ,
+    the differences are printed first; when no configuration pairs, it is an error naming
+    them, exit 2, unless --force: then configurations pair on the keys whose values
+    overlap, averaged over the rest.
+
+    Formats: table, markdown, csv, or json: one object, "runs" ("a" and "b": sweep, id,
+    path), "metric", "title", "differences" (key, a, b), "matched_on", and "tables":
+    "compare", a list of rows as objects, a missing value as null. With csv the
+    differences go to stderr.
+
+    Example:
+
+        sweeps compare results/quickstart/RUN_1 results/quickstart/RUN_2
+    """
+    fmt = _format(fmt)
+    first, second = load_run(run_a), load_run(run_b)
+    result = compare_runs(first, second, metric, force)
+    title = f"{metric}: a = {first.id}, b = {second.id}"
+    if fmt == "json":
+        runs = {"a": _identity(first), "b": _identity(second)}
+        differences = [{"key": d.key, "a": d.a, "b": d.b} for d in result.differences]
+        _data(json_text({"runs": runs, "metric": metric, "title": title,
+                         "differences": differences, "matched_on": result.matched_on,
+                         "tables": {"compare": records(result.table)}}))  # fmt: skip
+        return
+    if result.differences:
+        if fmt == "csv":  # one CSV holds one table
+            for line in _difference_lines(result):
+                say(line)
+        else:
+            _emit(_difference_frame(result), fmt, "configurations differ")
+    _emit(result.table, fmt, title)
+
+
+def _difference_frame(result: Comparison) -> pd.DataFrame:
+    return pd.DataFrame([{"key": d.key, "a": d.a, "b": d.b} for d in result.differences])
+
+
+def _difference_lines(result: Comparison) -> list[str]:
+    return [f"differs: {d.text()}" for d in result.differences]
+
+
+def _identity(run: Run) -> dict[str, str]:
+    return {"sweep": run.name, "id": run.id, "path": run.path}
