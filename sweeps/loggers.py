@@ -16,8 +16,10 @@ users already configure them, through their environment variables.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
+import io
 import logging
 import math
 import os
@@ -26,9 +28,11 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+import pyarrow.parquet as pq
 from ray import tune
 from ray.tune.logger import LoggerCallback
 
+from analysis.rundir import TRIALS
 from sweeps.plan import RunPlan
 from sweeps.protocol import EPOCH, Report, decode, scalars
 from sweeps.results import EPOCH_NAMES, config_column
@@ -41,6 +45,7 @@ NEEDS = {"wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}
 # Final values that are bookkeeping, not curves.
 _NOT_CURVES = {"epoch", "epochs_completed", "params", "threads"}
 STEP = "training_iteration"  # where Ray's loggers look for the step: the epoch here
+_DATABASES = {"sqlite", "postgresql", "mysql", "mssql"}  # MLflow's SQLAlchemy stores
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +69,11 @@ def check_callbacks(spec: SweepSpec) -> None:
 def _check_wandb() -> None:
     from ray.air.integrations.wandb import _set_api_key
 
+    # Ray looks the key up through an API wandb deprecates, and wandb warns so on stderr
+    # once a process: spent here, silenced, it shows neither in this error nor mid-run.
     try:
-        _set_api_key()  # what the callback's setup does, after the run has started
+        with contextlib.redirect_stderr(io.StringIO()):
+            _set_api_key()  # what the callback's setup does, after the run has started
     except ValueError:
         raise SpecError(
             "callbacks: wandb has no API key: run `wandb login`, set WANDB_API_KEY,"
@@ -84,17 +92,25 @@ def _check_mlflow() -> None:
     try:
         _get_store(uri)
     except Exception as error:
-        text = " ".join(str(error).split())
-        if "MLFLOW_ALLOW_FILE_STORE" in text:
-            why = "MLflow refuses file stores unless MLFLOW_ALLOW_FILE_STORE=true"
-        elif "://" in uri and importlib.util.find_spec("sqlalchemy") is None:
-            why = "a database store needs the full MLflow (`pip install mlflow`)"
-        else:
-            why = text.split(". ")[0]
         raise SpecError(
-            f"callbacks: mlflow cannot use the tracking store {uri!r} ({why});"
-            " set MLFLOW_TRACKING_URI to another (http://HOST:5000 for a server)"
+            f"callbacks: mlflow cannot use the tracking store {uri!r}: {_store_fix(uri, error)}"
         ) from None
+
+
+def _store_fix(uri: str, error: Exception) -> str:
+    """Why MLflow refused the store at `uri`, and what to set instead."""
+    text = " ".join(str(error).split())
+    elsewhere = "MLFLOW_TRACKING_URI=http://HOST:5000 for a tracking server"
+    if "MLFLOW_ALLOW_FILE_STORE" in text:  # MLflow 3.13 put file stores behind a switch
+        return f"MLflow refuses file stores unless MLFLOW_ALLOW_FILE_STORE=true; or {elsewhere}"
+    scheme = uri.partition(":")[0].partition("+")[0]
+    if scheme in _DATABASES and importlib.util.find_spec("sqlalchemy") is None:
+        # mlflow-skinny (our extra) has no database stores; MLflow 3 defaults to sqlite.
+        return (
+            f"a {scheme} store needs the full MLflow (`pip install mlflow`); or"
+            f" {elsewhere}, or file:///PATH with MLFLOW_ALLOW_FILE_STORE=true"
+        )
+    return f"{text.split('. ')[0]}; set {elsewhere}"
 
 
 # --- one configuration as Ray's loggers see a trial -------------------------------------
@@ -247,6 +263,24 @@ class TensorBoardLogger(LoggerCallback):
         self.root = self.place.path if run_dir.local else tempfile.mkdtemp(prefix="sweeps-tb-")
         self.writers: dict[Member, Any] = {}
 
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        self._drop_unfinished()
+
+    def _drop_unfinished(self) -> None:
+        """A resumed run trains the configurations without a trials row again, under new
+        trial ids: the folders of their interrupted attempts go, as their epochs did."""
+        folders = self.place.subdirectories()
+        if not folders:
+            return
+        trials = self.place.parent / TRIALS
+        finished: set[str] = set()
+        for path in trials.parquet_files():
+            table = pq.read_table(path, columns=["trial_id"], filesystem=trials.fs)
+            finished.update(table.column("trial_id").to_pylist())
+        for folder in folders:
+            if folder.name not in finished:
+                folder.fs.delete_dir(folder.path)
+
     def log_trial_start(self, trial: Member) -> None:
         from tensorboardX import SummaryWriter
 
@@ -330,14 +364,14 @@ def run_loggers(plan: RunPlan, run_dir: Place, run_id: str) -> list[tune.Callbac
     if TENSORBOARD in spec.callbacks:
         loggers[TENSORBOARD] = TensorBoardLogger(run_dir)
     if "wandb" in spec.callbacks:
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
         # The driver's WANDB_MODE and WANDB_DIR reach the logging actors, which run in
         # Ray's environment (on a cluster, not the driver's).
         options = {key: os.environ[name] for key, name in (("mode", "WANDB_MODE"),
                    ("dir", "WANDB_DIR")) if os.environ.get(name)}  # fmt: skip
+        if "dir" in options:  # the actor works in the run directory: relative to here
+            options["dir"] = os.path.abspath(options["dir"])
         project = os.environ.get("WANDB_PROJECT") or spec.name
-        loggers["wandb"] = WandbLoggerCallback(project=project, **options)
+        loggers["wandb"] = _wandb_logger(project=project, **options)
     if "mlflow" in spec.callbacks:
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
@@ -345,3 +379,27 @@ def run_loggers(plan: RunPlan, run_dir: Place, run_id: str) -> list[tune.Callbac
         tags = {"sweeps.sweep": spec.name, "sweeps.run_id": run_id}
         loggers["mlflow"] = MLflowLoggerCallback(experiment_name=experiment, tags=tags)
     return [PerConfiguration(loggers, plan, run_dir, run_id)] if loggers else []
+
+
+def _wandb_logger(**options: Any) -> LoggerCallback:
+    """Ray's WandbLoggerCallback, whose logging actors wait for W&B to write their run.
+
+    Ray kills a configuration's logging actor as soon as its `wandb.finish()` returns, but
+    that only asks W&B's service process to close the run; the service dies with the
+    actor, and a run it had not closed yet loses what it had not written (offline, now
+    and then, the whole run). `wandb.teardown()` returns once the service has closed the
+    run and exited. (The classes are made here: wandb is imported only when asked for.)
+    """
+    from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
+
+    class LoggingActor(_WandbLoggingActor):
+        def run(self) -> None:
+            try:
+                super().run()
+            finally:
+                self._wandb.teardown()
+
+    class Logger(WandbLoggerCallback):
+        _logger_actor_cls = LoggingActor
+
+    return Logger(**options)

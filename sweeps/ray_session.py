@@ -150,12 +150,21 @@ def _say_dashboard(context: Any, embedded: bool) -> None:
     if not _DASHBOARD:
         return
     url = getattr(context, "dashboard_url", None)
-    if not url:
-        _DASHBOARD[-1]("the Ray cluster has no dashboard")
-    else:
+    if not url:  # an embedded Ray's failed to start (its log: session_*/logs/dashboard.log)
         _DASHBOARD[-1](
-            f"Ray dashboard: http://{url}" + (" (until the run ends)" if embedded else "")
+            "Ray's dashboard did not start" if embedded else "the Ray cluster has no dashboard"
         )
+    else:
+        until = " (until the run ends)" if embedded else ""
+        _DASHBOARD[-1](f"Ray dashboard: http://{url}{until}{_login_note()}")
+
+
+def _login_note() -> str:
+    """What the dashboard asks for under token auth (which a token in ~/.ray/auth_token
+    turns on): its page opens, but answers nothing of the run until given the token."""
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    return "; log in with the token `ray get-auth-token` prints" if is_token_auth_enabled() else ""
 
 
 @contextlib.contextmanager
