@@ -21,30 +21,24 @@ import dataclasses
 import importlib.util
 import io
 import logging
-import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-import pyarrow.parquet as pq
 from ray import tune
 from ray.tune.logger import LoggerCallback
 
-from analysis.rundir import TRIALS
 from sweeps.plan import RunPlan
 from sweeps.protocol import EPOCH, Report, decode, scalars
 from sweeps.results import EPOCH_NAMES, config_column
 from sweeps.spec import SpecError, SweepSpec
 from sweeps.storage import Place
+from sweeps.tensorboard import STEP, TENSORBOARD, TensorBoardLogger
 
-TENSORBOARD = "tensorboard"  # the run directory's folder of event files
 # What each optional logger imports, and the extra of ours that installs it.
 NEEDS = {"wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}
 # Final values that are bookkeeping, not curves.
 _NOT_CURVES = {"epoch", "epochs_completed", "params", "threads"}
-STEP = "training_iteration"  # where Ray's loggers look for the step: the epoch here
 _DATABASES = {"sqlite", "postgresql", "mysql", "mssql"}  # MLflow's SQLAlchemy stores
 
 log = logging.getLogger(__name__)
@@ -241,116 +235,14 @@ class PerConfiguration(tune.Callback):
                 getattr(logger, method)(*args, **kwargs)
             except Exception as error:
                 del self.loggers[name]
+                if isinstance(logger, TensorBoardLogger):
+                    logger.abandon()
                 reason = " ".join(f"{type(error).__name__}: {error}".split())
                 log.warning("%s stopped logging: %s", name, reason)
 
 
 def _failed(report: Report, number: int) -> bool:
     return bool(report.errors and report.errors[number])
-
-
-# --- TensorBoard ------------------------------------------------------------------------
-
-
-class TensorBoardLogger(LoggerCallback):
-    """`<run_dir>/tensorboard/<trial_id>/`: a folder of event files per configuration, its
-    curves as scalars by epoch and its config as the hparams of a session (TensorBoard's
-    hparams view infers the experiment from the sessions). A run in a bucket writes
-    them in a local folder first and copies each configuration's once it ends."""
-
-    def __init__(self, run_dir: Place) -> None:
-        self.place = run_dir / TENSORBOARD
-        self.root = self.place.path if run_dir.local else tempfile.mkdtemp(prefix="sweeps-tb-")
-        self.writers: dict[Member, Any] = {}
-
-    def setup(self, *args: Any, **kwargs: Any) -> None:
-        self._drop_unfinished()
-
-    def _drop_unfinished(self) -> None:
-        """A resumed run trains the configurations without a trials row again, under new
-        trial ids: the folders of their interrupted attempts go, as their epochs did."""
-        folders = self.place.subdirectories()
-        if not folders:
-            return
-        trials = self.place.parent / TRIALS
-        finished: set[str] = set()
-        for path in trials.parquet_files():
-            table = pq.read_table(path, columns=["trial_id"], filesystem=trials.fs)
-            finished.update(table.column("trial_id").to_pylist())
-        for folder in folders:
-            if folder.name not in finished:
-                folder.fs.delete_dir(folder.path)
-
-    def log_trial_start(self, trial: Member) -> None:
-        from tensorboardX import SummaryWriter
-
-        self._close(trial)
-        folder = os.path.join(self.root, trial.trial_id)
-        shutil.rmtree(folder, ignore_errors=True)  # a retry's epochs replace the last try's
-        writer = SummaryWriter(folder)
-        writer._get_file_writer().add_summary(_session_start(trial.config))
-        writer.flush()
-        self.writers[trial] = writer
-
-    def log_trial_result(self, iteration: int, trial: Member, result: dict) -> None:
-        writer = self.writers[trial]
-        for name, value in result.items():
-            if name != STEP:
-                writer.add_scalar(name, value, result[STEP])
-        writer.flush()  # `tensorboard` shows each epoch as it ends
-
-    def log_trial_end(self, trial: Member, failed: bool = False) -> None:
-        writer = self.writers.get(trial)
-        if writer is None:
-            return
-        writer._get_file_writer().add_summary(_session_end(failed))
-        self._close(trial)
-        if not self.place.local:
-            import pyarrow.fs as pafs
-
-            pafs.copy_files(os.path.join(self.root, trial.trial_id),
-                            (self.place / trial.trial_id).path,
-                            destination_filesystem=self.place.fs)  # fmt: skip
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        for trial in list(self.writers):
-            self._close(trial)
-        if not self.place.local:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def _close(self, trial: Member) -> None:
-        writer = self.writers.pop(trial, None)
-        if writer is not None:
-            writer.close()
-
-
-def _hparam(value: Any) -> bool | int | float | str | None:
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int | float):
-        return value if math.isfinite(value) else str(value)
-    return str(value)  # a list (hidden: [64, 64]) as its text
-
-
-def _session_start(config: Mapping[str, Any]) -> Any:
-    from tensorboardX.summary import hparams
-
-    _, start, _ = hparams({key: _hparam(value) for key, value in config.items()}, {})
-    return start
-
-
-def _session_end(failed: bool) -> Any:
-    from tensorboardX.proto.api_pb2 import Status
-    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData, SessionEndInfo
-    from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
-
-    status = Status.Value("STATUS_FAILURE" if failed else "STATUS_SUCCESS")
-    content = HParamsPluginData(session_end_info=SessionEndInfo(status=status), version=0)
-    plugin = SummaryMetadata.PluginData(plugin_name="hparams",
-                                        content=content.SerializeToString())  # fmt: skip
-    value = Summary.Value(tag="_hparams_/session_end_info",
-                          metadata=SummaryMetadata(plugin_data=plugin))  # fmt: skip
-    return Summary(value=[value])
 
 
 # --- the loggers of a run ---------------------------------------------------------------
