@@ -152,14 +152,7 @@ def metric_vs_param(
     mode = mode or infer_mode(metric)
     orders = orders or {}
     series = [key for key in series if key != param]
-    for column in (param, *series):
-        if column not in trials.columns:
-            raise RunDataError(f"no column {column!r}; columns: {', '.join(trials.columns)}")
-    require_numeric(trials, metric)
-    scored = trials.dropna(subset=[metric])
-    if scored.empty:
-        raise RunDataError(f"no trial has a value for {metric!r} (all failed?)")
-    scored = scored.assign(**{key: scored[key].map(hashable) for key in (param, *series)})
+    scored = _scored(trials, [param, *series], metric)
     values = ordered(scored[param], orders.get(param))
     numeric = all(_is_number(v) for v in values)
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
@@ -357,14 +350,7 @@ def parallel_coordinates(
     parameter and one for `metric`, coloured by the metric, the best drawn on top."""
     mode = mode or infer_mode(metric)
     keys = list(keys)
-    for key in keys:
-        if key not in trials.columns:
-            raise RunDataError(f"no column {key!r}; columns: {', '.join(trials.columns)}")
-    require_numeric(trials, metric)
-    scored = trials.dropna(subset=[metric])
-    if scored.empty:
-        raise RunDataError(f"no trial has a value for {metric!r} (all failed?)")
-    scored = scored.assign(**{key: scored[key].map(hashable) for key in keys})
+    scored = _scored(trials, keys, metric)
     table = scored.groupby(keys, sort=False)[metric].mean().reset_index()
     table = table.sort_values(metric, ascending=mode == "max")  # the best drawn last, on top
     scales = [_scale(table[key], (orders or {}).get(key)) for key in keys]
@@ -411,3 +397,16 @@ def _scale(column: pd.Series, order: Sequence[Any] | None) -> dict[Any, float]:
         return {v: float((p - points.min()) / (points.max() - points.min()))
                 for v, p in zip(values, points, strict=True)}  # fmt: skip
     return {v: i / (len(values) - 1) for i, v in enumerate(values)}
+
+
+def _scored(trials: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    """The trials with a value for `metric`, `keys` hashable (lists as tuples); a
+    RunDataError naming what is missing."""
+    for key in keys:
+        if key not in trials.columns:
+            raise RunDataError(f"no column {key!r}; columns: {', '.join(trials.columns)}")
+    require_numeric(trials, metric)
+    scored = trials.dropna(subset=[metric])
+    if scored.empty:
+        raise RunDataError(f"no trial has a value for {metric!r} (all failed?)")
+    return scored.assign(**{key: scored[key].map(hashable) for key in keys})

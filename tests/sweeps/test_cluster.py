@@ -29,9 +29,12 @@ def test_trials_of_a_lost_worker_node_are_retried_elsewhere(
     doomed = cluster.add_node(num_cpus=1)
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
+    marks = tmp_path / "marks"
+    marks.mkdir()
     spec = parse_spec(
-        {"name": "lossy", "trainer": "user_trainers:steady", "dataset": None,
-         "base": {"epochs": 4, "sleep_s": 0.5}, "grid": {"x": [1, 2, 3, 4, 5, 6]},
+        {"name": "lossy", "trainer": "user_trainers:marked", "dataset": None,
+         "base": {"epochs": 4, "sleep_s": 0.5, "marks": str(marks)},
+         "grid": {"x": [1, 2, 3, 4, 5, 6]},
          "max_failures": 10, "resources": {"cpus": 1, "gpus": 0}},
         "test",
     )  # fmt: skip
@@ -40,12 +43,17 @@ def test_trials_of_a_lost_worker_node_are_retried_elsewhere(
 
     def remove_a_node_mid_sweep() -> None:
         deadline = time.monotonic() + 120
-        while not list(results.glob("lossy/*/trials/*.parquet")):
+        # Once a trial has ended and both nodes train another: Tune retries a trial that
+        # was running, while one lost as it starts is recorded as failed (see README).
+        while True:
+            finished = len(list(results.glob("lossy/*/trials/*.parquet")))
+            if finished and len(list(marks.iterdir())) >= finished + 2:
+                break
             if time.monotonic() > deadline:
                 return
-            time.sleep(0.2)
-        finished_at_removal.append(len(list(results.glob("lossy/*/trials/*.parquet"))))
-        cluster.remove_node(doomed)  # both nodes are busy: it takes a running trial down
+            time.sleep(0.05)
+        finished_at_removal.append(finished)
+        cluster.remove_node(doomed)  # it takes a running trial down
 
     remover = threading.Thread(target=remove_a_node_mid_sweep)
     try:
