@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -43,16 +45,44 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
              "--num-cpus", "2", "--resources", '{"sweep_slots": 1}',
              "--disable-usage-stats"]  # fmt: skip
+    log, started = home / "head.log", None
     try:
         # As the docs say for `ray start`: a token first, then the head enables token auth.
         subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True,
                        capture_output=True, timeout=60)  # fmt: skip
-        subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+        with log.open("w") as out:
+            # --block: the head's processes are this one's descendants, ended alone at the
+            # end (`ray stop` would end every Ray on the machine, other tests' too).
+            started = subprocess.Popen([*start, "--block"], env=env, stdout=out,
+                                       stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log.read_text():
+            assert started.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
         token = home / ".ray" / "auth_token"
         assert token.is_file(), "no auth token was generated"
         yield {"address": f"http://127.0.0.1:{dashboard}", "token": str(token), "home": str(home)}
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        if started is not None:
+            stop_tree(started)
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    """`process` and every process it started, ended: politely, then for sure."""
+    try:
+        family = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    for leftover in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leftover.kill()
 
 
 def sweeps(
