@@ -30,7 +30,8 @@ def test_cluster_yaml_says_what_sweeps_needs(config: dict[str, Any]) -> None:
     nodes = config["available_node_types"]
     assert nodes["head"]["resources"]["sweep_slots"] >= 1  # the job queue's slots
     assert nodes["gpu_worker"]["min_workers"] == 0 and nodes["gpu_worker"]["max_workers"] >= 1
-    assert any("pip install -e ~/sweeps" in command for command in config["setup_commands"])
+    assert any('pip install -e "$HOME/sweeps[wandb,mlflow]"' in command
+               for command in config["setup_commands"])  # fmt: skip
     assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
     for command in (*config["head_start_ray_commands"], *config["worker_start_ray_commands"]):
         if "ray start" in command:

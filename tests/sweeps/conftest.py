@@ -27,7 +27,8 @@ def local_ray() -> Iterator[None]:
 
     os.environ["PYTHONPATH"] = plugin_env()["PYTHONPATH"]  # inherited by Ray's workers
     sys.path.insert(0, PLUGINS)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a Ray of its own, not one `ray start` left on the machine (another test's head).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:

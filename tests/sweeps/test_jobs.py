@@ -43,6 +43,8 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     port, dashboard = free_port(), free_port()
     start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+             # Not the agent's fixed default port, which another Ray here may hold.
+             "--dashboard-agent-listen-port", str(free_port()),
              "--num-cpus", "2", "--resources", '{"sweep_slots": 1}',
              "--disable-usage-stats"]  # fmt: skip
     log, started = home / "head.log", None
