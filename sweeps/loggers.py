@@ -6,7 +6,7 @@ the config `{"group": i}`. `PerConfiguration` decodes the trial's reports
 (sweeps.protocol) and hands each configuration to the loggers as if it were a trial of
 its own, named by its `trial_id` in the Parquet rows:
 
-    <run_dir>/tensorboard/<trial_id>/   its epoch scalars, its config as hparams (ours)
+    <run_dir>/tensorboard/<trial_id>/   epoch scalars, config as hparams (sweeps.tensorboard)
     W&B, MLflow                          Ray's WandbLoggerCallback, MLflowLoggerCallback
 
 The loggers are Ray's `LoggerCallback`s, called per configuration; W&B and MLflow are
