@@ -30,7 +30,7 @@ from ray.tune.logger import LoggerCallback
 
 from sweeps.plan import RunPlan
 from sweeps.protocol import EPOCH, Report, decode, scalars
-from sweeps.results import EPOCH_NAMES, config_column
+from sweeps.results import EPOCH_NAMES, config_column, configuration_id
 from sweeps.spec import SpecError, SweepSpec
 from sweeps.storage import Place
 from sweeps.tensorboard import STEP, TENSORBOARD, TensorBoardLogger
@@ -123,11 +123,6 @@ class Member:
         return self.trial_id
 
 
-def member_id(trial_id: str, position: int, size: int) -> str:
-    """As sweeps.results names the configurations of a trial's rows."""
-    return f"{trial_id}-{position}" if size > 1 else trial_id
-
-
 def curves(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, float]:
     """A report's numbers under their Parquet column names (`loss` is `train_loss`; a
     metric named like a config key is `metric_<name>`), bookkeeping left out."""
@@ -167,7 +162,7 @@ class PerConfiguration(tune.Callback):
             where = self.run_dir.path if self.run_dir.local else trial.local_path
             os.makedirs(where, exist_ok=True)
             members = [
-                Member(member_id(trial.trial_id, k, len(indices)),
+                Member(configuration_id(trial.trial_id, k, len(indices)),
                        dict(self.plan.configs[index]), where, self.run_id)
                 for k, index in enumerate(indices)
             ]  # fmt: skip

@@ -30,6 +30,7 @@ from rich.text import Text
 from analysis.render import rich_table
 from sweeps.plan import Config, RunPlan
 from sweeps.protocol import EPOCH, decode, divergence, scalars
+from sweeps.results import configuration_id
 from sweeps.spec import DEFAULT_TRAINER
 
 _DONE, _FAILED, _DIVERGED = "TERMINATED", "ERROR", "DIVERGED"
@@ -161,7 +162,7 @@ class LiveProgress(tune.Callback):
         if self._live is not None:
             return  # the live display counts it; the summary table lists it at the end
         seconds = time.monotonic() - self._trial_started.get(trial.trial_id, self._started)
-        member_id = trial.trial_id if len(members) == 1 else f"{trial.trial_id}-{position}"
+        member_id = configuration_id(trial.trial_id, position, len(members))
         verb = {_DONE: "done", _DIVERGED: "diverged", _FAILED: "failed"}[status]
         outcome = (f"{self.metric} {_number(value)}" if value is not None and status == _DONE
                    else why or f"{self.metric} -")  # fmt: skip
@@ -216,7 +217,7 @@ class LiveProgress(tune.Callback):
         rows = []
         for trial, position, epochs in self._running(trials):
             members = self.members(trial)
-            member_id = trial.trial_id if len(members) == 1 else f"{trial.trial_id}-{position}"
+            member_id = configuration_id(trial.trial_id, position, len(members))
             planned = self._planned[self.plan.groups[trial.config["group"]][position]]
             last = epochs[-1] if epochs else {}
             epoch = str(last.get("epoch", len(epochs))) if epochs else "-"

@@ -120,6 +120,12 @@ class _Trial:
     errors: dict[int, str] = dataclasses.field(default_factory=dict)  # a pack's, by member
 
 
+def configuration_id(trial_id: str, position: int, size: int) -> str:
+    """A configuration's `trial_id` in the rows: its Tune trial's id, with `-<position>`
+    in a trial that trains several (a fused bundle, a pack)."""
+    return f"{trial_id}-{position}" if size > 1 else trial_id
+
+
 class RunWriter:
     """Collects each Tune trial's reports and writes its two files when it ends.
 
@@ -178,7 +184,7 @@ class RunWriter:
         rows, epoch_rows = [], []
         for k in positions:
             index, raw_final = trial.indices[k], trial.finals.get(k, {})
-            member_id = f"{key}-{k}" if bundle_id else key
+            member_id = configuration_id(key, k, len(trial.indices))
             epochs, final = trial.epochs[k], scalars(raw_final)
             failed = error or trial.errors.get(k)
             status, why = (FAILED, failed) if failed else (DONE, divergence(epochs, final))

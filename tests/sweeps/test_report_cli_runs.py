@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 import analysis
 from analysis import RunDataError
 from tests.sweeps.conftest import plugin_env, run_cli
+from tests.sweeps.test_faults import sleepy_spec
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +39,7 @@ def test_report_on_a_run_in_progress_says_so(
 ) -> None:
     """A real run, reported on while its trials land (first in the file: before this
     module's own Ray starts, the run has the CPUs to itself)."""
-    spec = tmp_path / "slow.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "slow", "trainer": "user_trainers:steady", "dataset": None,
-        "base": {"epochs": 3, "sleep_s": 0.3}, "grid": {"x": [1, 2, 3, 4, 5, 6]},
-        "max_concurrent": 1,
-    }))  # fmt: skip
+    spec = sleepy_spec(tmp_path / "slow.yaml", [1, 2, 3, 4, 5, 6], name="slow")
     results = tmp_path / "results"
     process = subprocess.Popen(
         [sys.executable, "-m", "sweeps", "run", str(spec), "--results", str(results)],
