@@ -46,11 +46,6 @@ class Plot:
     detail: bool = False  # a close-up of what an overview figure already shows
 
 
-def run_title(run: Run) -> str:
-    """ "quickstart run 20261125-114820-8ad7", as the report's status line names it."""
-    return f"{run.name} run {run.id}"
-
-
 def file_label(row: Mapping[str, Any], keys: list[str]) -> str:
     """A configuration as a file name's part: "batch_size=64,hidden=64-32"."""
     parts = []
@@ -79,7 +74,7 @@ def references(run: Run, metric: str) -> list[Reference]:
 def run_figures(run: Run, threshold: Threshold | None = None) -> Iterator[Plot]:
     """Every figure the run supports, titled with its sweep and run id; `threshold` (report
     A's batch-size answer) is marked on the figure of its parameter."""
-    trials, title = run.trials, run_title(run)
+    trials, title = run.trials, run.title
     keys = config_keys(run.swept)
     metric = str(run.spec.get("metric", "val_accuracy"))
     mode = run.spec.get("mode") or infer_mode(metric)

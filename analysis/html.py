@@ -105,7 +105,7 @@ def report_page(
 ) -> str:
     """The page: the status line, the tables and notes, the figures, every trial, the spec,
     the manifest."""
-    title = f"{run.name} run {run.id}"
+    title = run.title
     # The status line opens with the title the heading above it already shows.
     status = status.removeprefix(f"{title}: ")
     spec = yaml.safe_dump(run.spec, sort_keys=False, allow_unicode=True)

@@ -44,6 +44,11 @@ class Run:
         return str(self.spec.get("name", self.dir.parent_name))
 
     @property
+    def title(self) -> str:
+        """ "quickstart run 20261125-114820-8ad7": what figures and pages are headed with."""
+        return f"{self.name} run {self.id}"
+
+    @property
     def swept(self) -> list[str]:
         """The parameters that vary between trials, as the spec declared them."""
         spec = self.spec
