@@ -152,10 +152,14 @@ def _assemble(
 def pack_bundles(
     bundles: list[list[int]], configs: list[Config], slots: int
 ) -> list[list[list[int]]]:
-    """The bundles shared out over `slots` packs (fewer when there are fewer bundles), each
-    pack's work about equal: largest first to the least loaded, work being the steps a
-    bundle takes (epochs x batches an epoch). A pack's bundles stay in grid order."""
-    packs: list[list[list[int]]] = [[] for _ in range(max(1, min(slots, len(bundles))))]
+    """The bundles shared out over `slots` packs (fewer when there are fewer bundles; more
+    when a pack would hold over trainers.pack.MAX_BUNDLES), each pack's work about equal:
+    largest first to the least loaded, work being the steps a bundle takes (epochs x
+    batches an epoch). A pack's bundles stay in grid order."""
+    from trainers.pack import MAX_BUNDLES
+
+    count = max(slots, math.ceil(len(bundles) / MAX_BUNDLES))
+    packs: list[list[list[int]]] = [[] for _ in range(max(1, min(count, len(bundles))))]
     loads = [0] * len(packs)
     for bundle in sorted(bundles, key=lambda b: -_steps(configs[b[0]])):
         lightest = loads.index(min(loads))
@@ -173,18 +177,12 @@ def _steps(config: Config) -> int:
 
 
 def member_bytes(config: Config) -> int:
-    """What one member of a fused MLP group holds on its device, estimated from above:
-    weights, gradients and Adam's two moments; the epoch's and the evaluation's logits; a
-    batch's activations both ways (its own input included) and an evaluation chunk's."""
+    """What one member of a fused group holds on its GPU, estimated from above for the
+    largest images we train on (trainers.memory says what it counts)."""
     from trainers import TrainConfig
-    from trainers.members import EVAL_CHUNK
+    from trainers.memory import member_bytes as estimate
 
-    cfg = TrainConfig.from_dict(config)
-    widths = [28 * 28, *cfg.hidden, 10]  # 28 x 28: the largest images we train on
-    params = sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
-    logits = (TRAIN_IMAGES + TEST_IMAGES) * 10
-    activations = 2 * cfg.batch_size * sum(widths) + EVAL_CHUNK * sum(widths[1:])
-    return 4 * (4 * params + logits + activations)  # float32
+    return estimate(TrainConfig.from_dict(config), (28, 28), TRAIN_IMAGES, TEST_IMAGES)
 
 
 def group_configs(

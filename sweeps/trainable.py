@@ -59,7 +59,7 @@ def run_group(
     bundle_sizes = (sizes or [])[group] if sizes else [len(members)]
     with TrainerNotes() as notes:
         if len(bundle_sizes) > 1:
-            _run_pack(members, bundle_sizes, dataset, notes)
+            _run_pack(members, bundle_sizes, dataset, notes, gpus)
             return
 
         def report(metrics: list[dict[str, Any]]) -> None:
@@ -102,10 +102,18 @@ class TrainerNotes(logging.Handler):
 
 
 def _run_pack(
-    members: list[dict[str, Any]], sizes: list[int], dataset: Any, notes: TrainerNotes
+    members: list[dict[str, Any]],
+    sizes: list[int],
+    dataset: Any,
+    notes: TrainerNotes,
+    gpus: float,
 ) -> None:
-    """The bundles of a pack in this one process (trainers.pack); a bundle that fails
-    marks its members failed and the others go on."""
+    """The bundles of a pack in this one process (trainers.pack), within the trial's share
+    of its GPU; a bundle that fails marks its members failed and the others go on. A lost
+    CUDA context fails the trial (Tune may retry it in a fresh process)."""
+    import torch
+
+    from trainers.memory import gpu_budget
     from trainers.pack import train_pack
 
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
@@ -127,7 +135,8 @@ def _run_pack(
         tune.report(encode(FINAL, finals, positions=positions, errors=errors,
                            notes=notes.drain()))  # fmt: skip
 
-    train_pack(bundles, dataset, report, ended)
+    on_gpu = gpus > 0 and torch.cuda.is_available()
+    train_pack(bundles, dataset, report, ended, gpu_budget(min(gpus, 1.0)) if on_gpu else None)
 
 
 def with_device(config: dict[str, Any], cpus: float, gpus: float) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import torch
 from trainers.config import TrainConfig
 from trainers.data import Split
 from trainers.fused import FusedMLP
-from trainers.graphs import GraphedEpoch, capture_epoch
+from trainers.graphs import CUDNN_RTOL, FirstEpoch, GraphedEpoch, capture_epoch
 from trainers.losses import per_sample_loss
 from trainers.models import MLP, build_model
 from trainers.optim import make_optimizer
@@ -39,7 +39,10 @@ class Training:
         image_shape: tuple[int, int],
         split: Split,
         device: torch.device,
+        stream: Any = None,
     ) -> None:
+        """`stream`: the CUDA stream the bundle queues its work on, where its graphs are
+        captured (trainers.graphs says why each bundle needs its own)."""
         shared = members[0]
         own_orders = shared.shuffle and len({c.seed for c in members}) > 1
         model = build_members(members, image_shape, device, shared_input=not own_orders)
@@ -51,17 +54,45 @@ class Training:
         self.shuffle = shared.shuffle
         self.epoch = make_epoch(model, split, shared.batch_size, len(self.orders), device)
         self.runner: SlicedEpoch | PickedEpoch | GraphedEpoch = self.epoch
+        self.stream = stream
+        # The MLPs' steps are the same cuBLAS calls eagerly and replayed: equal numbers.
+        self.rtol = 0.0 if shared.model == "mlp" else CUDNN_RTOL
+        self.labels = torch.empty(0)
         self._capture = isinstance(self.epoch, PickedEpoch) and wants_graphs(shared, device)
+        self._first: FirstEpoch | None = None  # epoch 1 with graphs, until it is settled
+        self._checked = False
 
-    def train_epoch(self) -> torch.Tensor:
-        """One epoch; each member's mean loss and accuracy over it, (K, 2) on the device.
-        The first one captures the steps as CUDA graphs where the config wants them."""
-        labels = self.epoch.start(self.orders.next() if self.shuffle else None)
+    def capture(self) -> None:
+        """Capture the steps as CUDA graphs where the config wants them (once; before the
+        first epoch). A pack captures every bundle before any epoch starts, because a
+        capture waits for the whole device."""
         if self._capture and isinstance(self.epoch, PickedEpoch):
             self._capture = False
-            self.runner = capture_epoch(self.epoch, self.step) or self.epoch
-        self.runner.run(self.step)
-        return losses_and_accuracies(self.epoch.logits, labels, self.losses)
+            self.runner = capture_epoch(self.epoch, self.step, self.stream, self.rtol) or self.epoch
+
+    def train_epoch(self) -> None:
+        """Queue one epoch; the first one with graphs runs both ways (graphs.FirstEpoch)."""
+        self.capture()
+        self.labels = self.epoch.start(self.orders.next() if self.shuffle else None)
+        graphed = isinstance(self.runner, GraphedEpoch)
+        if graphed and not self._checked and isinstance(self.epoch, PickedEpoch):
+            self._checked = True
+            self._first = FirstEpoch(self.epoch, self.step, self.runner)
+        else:
+            self.runner.run(self.step)
+
+    def settle(self) -> bool:
+        """After epoch 1 with graphs: whether its numbers were replaced by the eager ones
+        (the graphs disagreed, and are dropped); waits for the device."""
+        first, self._first = self._first, None
+        if first is None or first.agrees():
+            return False
+        self.runner = self.epoch
+        return True
+
+    def train_metrics(self) -> torch.Tensor:
+        """Each member's mean loss and accuracy over the last epoch, (K, 2) on the device."""
+        return losses_and_accuracies(self.epoch.logits, self.labels, self.losses)
 
 
 def build_members(

@@ -60,11 +60,13 @@ class Adam:
         self.iterations = torch.zeros((), dtype=torch.float64, device=device)
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
-        self._lr64: torch.Tensor | list[torch.Tensor]
+        self._lr64: torch.Tensor | None = None
+        self._negative_lr: list[torch.Tensor] = []
         if isinstance(lr, float | int):
             self._lr64 = torch.tensor(float(lr), dtype=torch.float64, device=device)
-        else:
-            self._lr64 = [rate.double() for rate in lr]
+        else:  # stacked models: each parameter's rates, negated once, in its own type
+            pairs = zip(lr, params, strict=True)
+            self._negative_lr = [rate.neg().to(param.dtype) for rate, param in pairs]
 
     def state(self) -> list[torch.Tensor]:
         """The tensors a step changes besides the parameters."""
@@ -80,13 +82,15 @@ class Adam:
         torch._foreach_addcmul_(self.v, grads, grads, value=1 - self.beta_2)
         denominator = torch._foreach_sqrt(self.v)
         torch._foreach_add_(denominator, self.epsilon)
-        # p + (step * m) / denominator, the step size rounded once to the parameters' type.
         dtype = self.params[0].dtype
-        if isinstance(self._lr64, torch.Tensor):
+        if self._lr64 is not None:
+            # p + (step * m) / denominator, the step size rounded once to the parameters' type.
             scaled = torch._foreach_mul(self.m, self._lr64.mul(correction).neg_().to(dtype))
         else:
-            steps = [rate.mul(correction).neg_().to(dtype) for rate in self._lr64]
-            scaled = torch._foreach_mul(self.m, steps)
+            # Each model's rate, then the one correction all share: two multi-tensor ops
+            # whatever K, not a broadcast tensor made per parameter each step.
+            scaled = torch._foreach_mul(self.m, self._negative_lr)
+            torch._foreach_mul_(scaled, correction.to(dtype))
         torch._foreach_addcdiv_(self.params, scaled, denominator)
 
 

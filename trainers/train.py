@@ -89,6 +89,7 @@ class Bundle:
             check_fusable(cfgs)
         shared = self.shared = cfgs[0]
         self.device = resolve_device(shared.device)
+        pin_precision()
         torch.set_num_threads(resolve_threads(shared.threads))
         place = (dataset.name, self.device, shared.validation_split)
         splits = (shared_splits or {}).get(place)
@@ -105,7 +106,8 @@ class Bundle:
             # Members sorted so that shared activations and losses form runs: fewer kernels.
             self.order = sorted(range(len(cfgs)), key=lambda i: (cfgs[i].activation, cfgs[i].loss))
             members = [cfgs[i] for i in self.order]
-            self.training = Training(members, dataset.image_shape, self.splits.train, self.device)
+            self.training = Training(members, dataset.image_shape, self.splits.train,
+                                     self.device, self.stream)  # fmt: skip
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
         self.train_time_s = 0.0
@@ -118,16 +120,29 @@ class Bundle:
     def _on_stream(self) -> Any:
         return torch.cuda.stream(self.stream) if self.stream is not None else nullcontext()
 
+    def capture(self) -> None:
+        """Capture the steps as CUDA graphs, where they are wanted, before any epoch:
+        trainers.pack calls it for every bundle first, since a capture waits for the
+        whole device. `launch_epoch` does it when nobody did."""
+        with self._on_stream():
+            self.training.capture()
+
     def launch_epoch(self) -> None:
         """Queue the next epoch's training and validation; nothing waits for the device."""
         started = time.perf_counter()
         with self._on_stream():
-            trained = self.training.train_epoch()
-            logits = forward(self.training.model, self.splits.validation)
-            labels = self.splits.validation.labels
-            validated = losses_and_accuracies(logits, labels, self.training.losses)
-            values = torch.cat([trained, validated], 1)
+            self.training.train_epoch()
+            values, logits = self._epoch_values()
         self._launched = (started, values, logits)
+
+    def _epoch_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The epoch's loss, accuracy, val_loss and val_accuracy, (K, 4), and the
+        validation logits, all left on the device."""
+        trained = self.training.train_metrics()
+        logits = forward(self.training.model, self.splits.validation)
+        validated = losses_and_accuracies(logits, self.splits.validation.labels,
+                                          self.training.losses)  # fmt: skip
+        return torch.cat([trained, validated], 1), logits
 
     def collect_epoch(self) -> list[dict[str, Any]]:
         """The launched epoch's metrics, one mapping per configuration in the given order."""
@@ -135,6 +150,8 @@ class Bundle:
             raise RuntimeError("collect_epoch before launch_epoch")
         started, values, self._logits = self._launched
         with self._on_stream():
+            if self.training.settle():  # the graphs' first epoch was replaced by the eager one
+                values, self._logits = self._epoch_values()
             rows = values.tolist()  # one sync
         self._launched = None
         self.epoch += 1
@@ -210,6 +227,7 @@ def final_metrics(
         "device": device.type,
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
+        "precision": precision(),
     }
 
 
@@ -243,6 +261,22 @@ def check_config(config: Mapping[str, Any], dataset: Dataset) -> TrainConfig:
                 f"model {cfg.model!r} does not fit {cfg.dataset!r}: {error}"
             ) from error
     return cfg
+
+
+def pin_precision() -> None:
+    """Full fp32 for matmuls and convolutions: cuDNN convolutions default to TF32 on Ampere
+    and later (about 1e-3 relative), which would make a GPU's numbers differ from the
+    CPU's and from the graphs' self-check. Set through torch's fp32_precision flags only:
+    mixing them with the legacy allow_tf32 ones makes torch raise."""
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.backends.cudnn.conv.fp32_precision = "ieee"
+
+
+def precision() -> str:
+    """The float32 precision in force, as the Parquet row records it."""
+    matmul = torch.backends.cuda.matmul.fp32_precision
+    conv = torch.backends.cudnn.conv.fp32_precision
+    return f"fp32 (matmul {matmul}, conv {conv})"
 
 
 def resolve_device(name: str) -> torch.device:

@@ -98,8 +98,9 @@ def test_on_a_gpu_auto_takes_every_fusable_configuration_that_fits() -> None:
     fits = GPU_BUNDLE_BYTES // member_bytes({"hidden": [4096, 4096]})
     assert 1 <= fits < 64
     assert auto_bundle_size(wide, slots=4) == fits
-    # Model A at batch 64: under 5 MB a member, so the bound is far above any grid here.
-    assert 3_000_000 < member_bytes({"hidden": [64]}) < 5_000_000
+    # Model A at batch 64: under 10 MB a member (the epoch's logits twice, 4.8 MB, are most
+    # of it), so the bound is far above any grid here.
+    assert 5_000_000 < member_bytes({"hidden": [64]}) < 10_000_000
 
 
 def test_auto_size_keeps_every_slot_busy() -> None:
