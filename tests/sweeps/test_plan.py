@@ -6,10 +6,18 @@ from typing import Any
 
 import pytest
 
-from sweeps.plan import GPU_BUNDLE_BYTES, MAX_BUNDLE, configurations, member_bytes, plan_run
+from sweeps.plan import (
+    GPU_BUNDLE_BYTES,
+    MAX_BUNDLE,
+    configurations,
+    member_bytes,
+    pack_bundles,
+    plan_run,
+)
 from sweeps.spec import load_spec, parse_spec, preset_names, read_yaml
 from trainers import TrainConfig
 from trainers.fused import check_fusable
+from trainers.pack import MAX_BUNDLES
 
 ACTIVATIONS = ["sigmoid", "relu", "tanh", "leaky_relu", "selu", "elu", "exponential", "linear"]
 
@@ -210,3 +218,10 @@ def test_what_is_left_of_packs_is_packed_again() -> None:
     left = plan.without({6, 0})  # batch 8 and 512 have results
     assert batch_sizes_per_trial(left) == [[256, 128, 64, 32], [16]] and left.pending == 5
     assert batch_sizes_per_trial(left.repacked(1)) == [[256, 128, 64, 32, 16]]
+
+
+def test_a_pack_holds_at_most_max_bundles_so_that_streams_do_not_alias() -> None:
+    configs = [{"batch_size": 64, "epochs": 1, "lr": 0.01 * (i + 1)} for i in range(20)]
+    packs = pack_bundles([[i] for i in range(20)], configs, slots=1)
+    assert [len(p) for p in packs] == [7, 7, 6]
+    assert max(len(p) for p in pack_bundles([[i] for i in range(20)], configs, 2)) <= MAX_BUNDLES

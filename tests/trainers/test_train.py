@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from trainers import train
 
@@ -94,3 +95,13 @@ def test_cnns_train_on_an_mnist_subset(mnist, model: str) -> None:
     result = train(config, small)
     assert result["val_accuracy"] > 0.3  # chance is 0.1
     assert sum(map(sum, result["confusion"])) == 60
+
+
+def test_fp32_is_pinned_and_recorded(digits) -> None:
+    """cuDNN's convolutions default to TF32 (about 1e-3 relative) on Ampere and later:
+    the trainer turns it off for matmuls and convolutions and says so in every row."""
+    torch.backends.cudnn.conv.fp32_precision = "tf32"  # torch's default for cuDNN
+    final = train({"dataset": "digits", "device": "cpu", "epochs": 1}, digits)
+    assert final["precision"] == "fp32 (matmul ieee, conv ieee)"
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
