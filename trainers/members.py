@@ -54,6 +54,8 @@ class Training:
         self.shuffle = shared.shuffle
         self.epoch = make_epoch(model, split, shared.batch_size, len(self.orders), device)
         self.runner: SlicedEpoch | PickedEpoch | GraphedEpoch = self.epoch
+        if stream is None and device.type == "cuda":  # never capture on torch's shared stream
+            stream = torch.cuda.Stream(device)
         self.stream = stream
         # The MLPs' steps are the same cuBLAS calls eagerly and replayed: equal numbers.
         self.rtol = 0.0 if shared.model == "mlp" else CUDNN_RTOL
