@@ -14,8 +14,9 @@ exits 1 when any correctness check fails:
 - no host sync in the steps: epochs >= 2 run under torch.cuda.set_sync_debug_mode("error");
 - a pack of 6 bundles equals each bundle alone, twice in one process (graphs outlive
   nothing they use);
-- failure injections (capture raising, warm-up raising after its steps, a self-check that
-  disagrees): each falls back to exactly graphs: off, after one line why;
+- failure injections (capture raising, a host sync inside a real capture, warm-up raising
+  after its steps, a self-check that disagrees): each falls back to exactly graphs: off,
+  after one line why;
 - peak memory of a pack against trainers.memory's estimate (the estimate must bound it);
 
 then the figures: G1 batch-8 epoch time graphed vs eager vs the DataLoader loop; G2 fused
@@ -215,6 +216,13 @@ def check_failures(dataset: Dataset, device: str) -> list[Row]:
             raise RuntimeError("injected: capture failed")
         return real_capture(work, stream, pool)
 
+    def capture_syncs(work: Callable[[], None], stream: Any, pool: Any = None) -> Any:
+        def work_that_syncs() -> None:  # a real capture failure: a host read mid-capture
+            work()
+            Training.latest.model.params[0].sum().item()  # type: ignore[attr-defined]
+
+        return real_capture(work_that_syncs, stream, pool)
+
     def warm_up_raises(work: Callable[[], None], stream: Any) -> None:
         real_warm_up(work, stream)
         raise RuntimeError("injected: warm-up failed after its steps")
@@ -243,6 +251,7 @@ def check_failures(dataset: Dataset, device: str) -> list[Row]:
 
     rows = []
     for name, patch in (("capture raising", {"capture": capture_raises}),
+                        ("a host sync inside capture", {"capture": capture_syncs}),
                         ("warm-up raising", {"warm_up": warm_up_raises}),
                         ("self-check disagreeing", {"capture": drifting})):  # fmt: skip
         calls.clear()

@@ -35,6 +35,7 @@ def test_set_overrides_base_values_and_makes_a_two_axis_grid(tmp_path: Path) -> 
     assert combos == {(16, "relu"), (16, "tanh"), (32, "relu"), (32, "tanh")}
     assert set(trials["lr"]) == {0.3} and set(trials["epochs_completed"]) == {2}
     assert len(epochs) == 8 and sorted(set(epochs["epoch"])) == [1, 2]
+    assert set(trials["precision"]) == {"fp32 (matmul ieee, conv ieee)"}  # TF32 off
 
 
 def test_user_trainer_that_raises_gives_error_rows_and_exit_1(

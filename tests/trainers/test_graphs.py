@@ -186,6 +186,32 @@ def test_the_self_check_is_exact_for_mlps_and_relative_for_cudnn(digits, monkeyp
         assert graphs.FirstEpoch(epoch, training.step, graphed).agrees() is agrees
 
 
+def test_the_self_check_covers_the_tail_graph_and_the_logits(digits, monkeypatch) -> None:
+    """A tail graph that writes slightly other logits, the parameters unchanged: the old
+    check of one chunk's state could not see it."""
+    split = make_splits(digits, 0.0, 0, torch.device("cpu")).train
+    cfg = TrainConfig.from_dict({"dataset": "digits", "hidden": [16], "batch_size": 64})
+    training = Training([cfg], digits.image_shape, split, torch.device("cpu"))
+    epoch = PickedEpoch(training.model, split, 64, 1)
+    captured: list[RecordedGraph] = []
+
+    def capture(work, stream, pool=None) -> RecordedGraph:
+        tail = len(captured) == 1  # chunk, then (no rest at 23 steps) the tail
+        captured.append(RecordedGraph(work, nudge=epoch.logits[0, -1] if tail else None))
+        return captured[-1]
+
+    monkeypatch.setattr(graphs, "capture", capture)
+    monkeypatch.setattr(graphs, "warm_up", lambda work, stream: work())
+    graphed = graphs.capture_epoch(epoch, training.step)
+    assert graphed is not None and graphed.tail is captured[1] and graphed.rest is None
+    epoch.start(None)
+    first = graphs.FirstEpoch(epoch, training.step, graphed)
+    eager_params = [p.clone() for p in first.eager[: len(training.model.params)]]
+    assert first.agrees() is False
+    for param, eager in zip(training.model.params, eager_params, strict=True):
+        torch.testing.assert_close(param, eager, rtol=0, atol=0)
+
+
 def _nudging(tensor: torch.Tensor, by: float):
     return lambda work, stream, pool=None: RecordedGraph(work, nudge=tensor, by=by)
 
