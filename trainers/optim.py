@@ -87,10 +87,11 @@ class Adam:
             # p + (step * m) / denominator, the step size rounded once to the parameters' type.
             scaled = torch._foreach_mul(self.m, self._lr64.mul(correction).neg_().to(dtype))
         else:
-            # Each model's rate, then the one correction all share: two multi-tensor ops
-            # whatever K, not a broadcast tensor made per parameter each step.
-            scaled = torch._foreach_mul(self.m, self._negative_lr)
-            torch._foreach_mul_(scaled, correction.to(dtype))
+            # Each model's step size from its rate and the one correction all share: one
+            # multi-tensor op over the small rate tensors whatever K and however many
+            # parameters, not three ops a parameter; then one pass over the moments.
+            steps = torch._foreach_mul(self._negative_lr, correction.to(dtype))
+            scaled = torch._foreach_mul(self.m, steps)
         torch._foreach_addcdiv_(self.params, scaled, denominator)
 
 
