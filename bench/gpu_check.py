@@ -33,7 +33,6 @@ import itertools
 import logging
 import math
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/'s own modules
 import fused as fused_bench
+import packs as packs_bench
 import step_time
 
 import trainers.graphs as graphs
@@ -311,17 +311,8 @@ def figures(dataset: Dataset, device: str, repeats: int) -> list[Row]:
                          f"{rate / rates['separate']:.2f}x separate"))  # fmt: skip
     configs = [{"dataset": "mnist", "device": device, "hidden": [64], "epochs": 1,
                 "batch_size": batch_size} for batch_size in (32, 64, 128, 256)]  # fmt: skip
-    train_pack([[c] for c in configs], dataset)  # warm-up: lazy init, first captures
-    timed: dict[str, list[float]] = {"one after another": [], "one pack": []}
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for config in configs:
-            train_pack([[config]], dataset)
-        timed["one after another"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        train_pack([[c] for c in configs], dataset)
-        timed["one pack"].append(time.perf_counter() - started)
-    apart, packed = (statistics.median(timed[k]) for k in ("one after another", "one pack"))
+    timed = packs_bench.pack_vs_alone(configs, dataset, repeats)
+    apart, packed = timed["alone, one after another"], timed["one pack"]
     rows.append(("G4 4 bundles: one after another", f"{apart:.2f} s", "1.00x"))
     rows.append(("G4 4 bundles: one pack", f"{packed:.2f} s", f"{apart / packed:.2f}x"))
     return rows

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 
@@ -34,7 +35,6 @@ PACK_BATCH_SIZES = [32, 64, 128, 256]
 
 def step_part(device: torch.device, repeats: int) -> None:
     from trainers import load_dataset
-    from trainers.pack import train_pack
     from trainers.train import device_name
 
     mnist = load_dataset("mnist", download=False)
@@ -42,17 +42,8 @@ def step_part(device: torch.device, repeats: int) -> None:
     configs = [{**base, "batch_size": batch_size} for batch_size in PACK_BATCH_SIZES]
     images = len(mnist.train_labels) * len(configs)
 
-    seconds: dict[str, list[float]] = {"alone, one after another": [], "one pack": []}
-    train_pack([[config] for config in configs], mnist)  # warm-up: capture, lazy init
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for config in configs:
-            train_pack([[config]], mnist)
-        seconds["alone, one after another"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        train_pack([[config] for config in configs], mnist)
-        seconds["one pack"].append(time.perf_counter() - started)
-    rates = {name: images / statistics.median(values) for name, values in seconds.items()}
+    seconds = pack_vs_alone(configs, mnist, repeats)
+    rates = {name: images / value for name, value in seconds.items()}
     print(f"\n4 non-fusable configurations (batch {', '.join(map(str, PACK_BATCH_SIZES))}), one"
           f" epoch of MNIST each (evaluation included), {device_name(device)}, median of"
           f" {repeats}\n")  # fmt: skip
@@ -60,6 +51,24 @@ def step_part(device: torch.device, repeats: int) -> None:
     print("|---|---:|---:|")
     for name, rate in rates.items():
         print(f"| {name} | {rate:,.0f} | {rate / rates['alone, one after another']:.2f}x |")
+
+
+def pack_vs_alone(configs: list[dict], dataset: Any, repeats: int) -> dict[str, float]:
+    """Median seconds to train each configuration alone, one after another, and all of
+    them as one pack, alternated repeat by repeat after a warm-up of the pack."""
+    from trainers.pack import train_pack
+
+    seconds: dict[str, list[float]] = {"alone, one after another": [], "one pack": []}
+    train_pack([[config] for config in configs], dataset)  # warm-up: capture, lazy init
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for config in configs:
+            train_pack([[config]], dataset)
+        seconds["alone, one after another"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        train_pack([[config] for config in configs], dataset)
+        seconds["one pack"].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
 def peer(epochs: int, gpus: float) -> None:
