@@ -22,6 +22,7 @@ train again in a fresh process where Tune retries the trial.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -73,6 +74,10 @@ def train_pack(
     shared_bytes = 0 if dataset is None else _data_estimate(dataset)
     for wave in waves(sizes, shared_bytes, memory_limit, end):
         _train_wave(wave, groups, dataset, report, end, outcomes)
+        # The wave's graphs are destroyed here, before the next wave captures: torch hands
+        # streams out from a pool, and a graph destroyed later could free the cuBLAS
+        # workspace of a stream a new bundle has been given since.
+        gc.collect()
     return [_ended(outcome) for outcome in outcomes]
 
 
