@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import itertools
 import logging
 import math
@@ -76,6 +77,7 @@ def trained(configs: list[dict[str, Any]], dataset: Dataset, **overrides: Any) -
     """Every epoch's metrics and the finals, without the times."""
     epochs: list[list[dict]] = []
     finals = train_members([{**c, **overrides} for c in configs], dataset, epochs.append)
+    gc.collect()  # its graphs gone before the next capture (trainers.pack says why)
     return [_without_times(m) for metrics in [*epochs, finals] for m in metrics]
 
 
