@@ -2,7 +2,11 @@
 
 A submitted sweep is a Ray Job whose entrypoint is `sweeps run ... --address auto`, whose
 submission id is the run id, and which asks for one `sweep_slots` resource: the head
-declares how many slots it has, so sweeps beyond them wait PENDING in Ray's own queue.
+declares how many slots it has, so sweeps beyond them wait PENDING in Ray's own queue (and
+on a cluster that declares none they would wait forever, so `submit` refuses it).
+
+The job's working dir is this checkout, less what must not leave the machine: secrets
+(SECRETS), what its .gitignore files ignore, and bulk (EXCLUDES).
 
 Ray 2.60 heads turn token authentication on (the token is in ~/.ray/auth_token on the
 head), while the client sends one only when RAY_AUTH_MODE=token. We look for the token
@@ -12,13 +16,18 @@ the standard ways and always send it; it is never printed, logged or shipped.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime as dt
 import logging
 import os
+import re
 import shlex
+import socket
+import threading
 import time
+import urllib.parse
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +36,24 @@ from ray.job_submission import JobDetails, JobSubmissionClient
 from sweeps.spec import SweepSpec, to_yaml
 
 CONNECT_TIMEOUT_S = 10
+# A probe of the address before Ray's client, which waits about 47 s on a Ray address where
+# nothing listens, printing its C++ log lines.
+PROBE_TIMEOUT_S = 5.0
 AGENT_WAIT_S = 60
 SPEC_ENV = "SWEEPS_SPEC_YAML"
 SLOT_RESOURCE = "sweep_slots"
-# Never shipped to the cluster: history, results, data, environments, the device kit.
+# Never shipped to the cluster, wherever they are in the tree (gitignore patterns; letters
+# match in either case): keys, tokens, credentials and the files that usually hold them.
+SECRETS = [".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*",
+           "id_ecdsa*", "id_ed25519*", ".ssh", ".aws", ".netrc", ".pypirc", ".git-credentials",
+           # Token and secret files by the names they go by, not any name containing the
+           # word: a trainer's tokenizer.py or secrets_test.py is code the job needs.
+           "*token", "*token.txt", "*token.json", "*.token", "*secret", "*secret.txt",
+           "*secret.json", "*secrets.json", "*secrets.yaml", "*secrets.yml", "credentials",
+           "credentials.json", "*.credentials", "*password", "*password.txt"]  # fmt: skip
+# Nor history, results, data, environments, caches, the device kit.
 EXCLUDES = [".git", "results", "data", ".venv", "venv", ".device", "*.egg-info",
-            "__pycache__", ".pytest_cache", ".ruff_cache", "auth_token"]  # fmt: skip
+            "__pycache__", ".pytest_cache", ".ruff_cache"]  # fmt: skip
 TOKEN_HELP = (
     "put the cluster's token (~/.ray/auth_token on the head) in ~/.ray/auth_token here,"
     " or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, or pass --token-file"
@@ -43,8 +64,20 @@ class JobsError(RuntimeError):
     """The cluster could not be reached or refused us; the message says what to do."""
 
 
-class NoSuchJob(JobsError):
-    """The job id names no job on that cluster (bad input)."""
+class JobsInputError(JobsError):
+    """Bad input (exit 2, nothing submitted): the message names the bad value."""
+
+
+class NoSuchJob(JobsInputError):
+    """The job id names no job on that cluster."""
+
+
+class BadAddress(JobsInputError):
+    """Nothing answers at the address, or what answers is not a Ray cluster."""
+
+
+class NoSweepSlots(JobsInputError):
+    """The cluster declares no `sweep_slots`: a sweep submitted there would never start."""
 
 
 def find_token(token_file: Path | None = None) -> str | None:
@@ -71,23 +104,102 @@ def _read_token(path: Path, source: str) -> str:
 
 
 def connect(address: str, token_file: Path | None = None) -> JobSubmissionClient:
-    """A jobs client for `address`, with the token; JobsError within 10 s if it fails."""
+    """A jobs client for `address`, with the token. BadAddress within seconds where nothing
+    answers, JobsError within CONNECT_TIMEOUT_S for anything else that fails."""
     token = find_token(token_file)
+    check_address(address)
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(JobSubmissionClient, address, headers=headers)
     try:
-        return future.result(timeout=CONNECT_TIMEOUT_S)
-    except concurrent.futures.TimeoutError:
+        return _within(CONNECT_TIMEOUT_S, lambda: JobSubmissionClient(address, headers=headers))
+    except TimeoutError:
         message = f"no answer from the Ray jobs API at {address} within {CONNECT_TIMEOUT_S} s"
-        raise JobsError(f"{message}; is the head's dashboard running there?") from None
+        raise BadAddress(f"{message}; is the head's dashboard running there?") from None
     except Exception as error:
-        raise _explain(error, address, token is not None) from None
-    finally:
-        pool.shutdown(wait=False)
+        raise _explain(error, address, token is not None, connecting=True) from None
 
 
-def _explain(error: Exception, address: str, had_token: bool) -> JobsError:
+def _within(seconds: float, make: Callable[[], Any]) -> Any:
+    """make(), or TimeoutError after `seconds`: in a daemon thread, which the interpreter
+    does not wait for at exit (a pool's thread would keep a stuck request's process alive)."""
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            outcome["value"] = make()
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=attempt, name="sweeps-jobs-connect", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def check_address(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """BadAddress within about `timeout_s` unless something that may be Ray answers at
+    `address`: a jobs API URL (http[s]://HOST[:PORT]) must accept a connection; a Ray
+    address (HOST:PORT, ray://HOST:PORT, auto) gets the checks `sweeps run --address` makes."""
+    from sweeps.ray_session import RayStartError
+    from sweeps.ray_session import check_address as check_ray_address
+
+    if address.startswith(("http://", "https://")):
+        _probe_tcp(address, *_http_host_port(address), timeout_s)
+        return
+    bare = address.removeprefix("ray://")
+    host, _, port = bare.rpartition(":")
+    if address != "auto" and ("://" in bare or not host or not port.isdigit()):
+        raise BadAddress(f"--address {address!r} is not http://HOST:PORT, HOST:PORT, "
+                         "ray://HOST:PORT or auto")  # fmt: skip
+    try:
+        check_ray_address(_local_cluster() if address == "auto" else address, timeout_s)
+    except RayStartError as error:
+        raise BadAddress(str(error)) from None
+
+
+def _http_host_port(address: str) -> tuple[str, int]:
+    try:
+        parts = urllib.parse.urlsplit(address)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number, a bracket left open
+        host = port = None
+    if not host or port is None:
+        raise BadAddress(f"--address {address!r} is not a URL such as http://HEAD:8265")
+    return host, port
+
+
+def _probe_tcp(address: str, host: str, port: int, timeout_s: float) -> None:
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except socket.gaierror:
+        raise BadAddress(f"nothing answers at {address!r} (unknown host)") from None
+    except TimeoutError:
+        raise BadAddress(f"nothing answers at {address!r} (no reply within "
+                         f"{timeout_s:g} s)") from None  # fmt: skip
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise BadAddress(f"nothing answers at {address!r} ({reason})") from None
+
+
+def _local_cluster() -> str:
+    """The Ray address `auto` names here (Ray's own lookup), or BadAddress."""
+    from ray._private import services
+
+    try:
+        found = services.canonicalize_bootstrap_address("auto")
+    except ConnectionError:
+        found = None
+    if not found:
+        raise BadAddress("--address 'auto' finds no Ray cluster on this machine")
+    return found
+
+
+def _explain(
+    error: Exception, address: str, had_token: bool, *, connecting: bool = False
+) -> JobsError:
     text = " ".join(str(error).split())
     if "does not exist" in text:
         return NoSuchJob(f"no such job at {address}: {text.split(': ')[-1]}")
@@ -95,9 +207,13 @@ def _explain(error: Exception, address: str, had_token: bool) -> JobsError:
         if had_token:
             return JobsError(f"the Ray cluster at {address} rejected our token; {TOKEN_HELP}")
         return JobsError(f"the Ray cluster at {address} requires a token; {TOKEN_HELP}")
+    if connecting and "Version check returned" in text:  # an HTTP server, but not Ray's
+        return BadAddress(f"{address!r} answers but is not a Ray jobs API ({text.split('.')[0]})")
+    if connecting and isinstance(error, ConnectionError):
+        return BadAddress(f"cannot reach the Ray jobs API at {address}: is the head's dashboard "
+                          "running and its port (8265 by default) reachable?")  # fmt: skip
     if isinstance(error, ConnectionError):
-        return JobsError(f"cannot reach the Ray jobs API at {address}: is the head's dashboard "
-                         "running and its port (8265 by default) reachable?")  # fmt: skip
+        return JobsError(f"lost the Ray jobs API at {address}: {text}")
     return JobsError(f"the Ray jobs API at {address} failed: {type(error).__name__}: {text}")
 
 
@@ -108,22 +224,110 @@ def project_root() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
+@dataclass(frozen=True)
+class Shipment:
+    """A directory as Ray will ship it for a job's working dir: what goes, what stays."""
+
+    root: Path
+    excludes: tuple[str, ...]  # gitignore patterns: the runtime_env's `excludes`
+    files: int
+    size_bytes: int
+    # What stays, relative to root: each file or folder (a trailing /) left out whose parent
+    # goes; nothing inside such a folder goes.
+    excluded: tuple[str, ...]
+
+    def describe(self, limit: int = 12) -> str:
+        """One line: `shipping ROOT (N files, X MB; excluded: .env, .git/, ...)`."""
+        folders = Counter(_name(path) for path in self.excluded if path.endswith("/"))
+        # A folder left out in many places (__pycache__/) once, with its count; every file
+        # by its path, so that a secret's place shows.
+        shown = sorted({f"{name} ({folders[name]})" if folders[name := _name(path)] > 1
+                        else path for path in self.excluded}, key=str.lower)  # fmt: skip
+        more = f", and {len(shown) - limit} more" if len(shown) > limit else ""
+        left_out = ", ".join(shown[:limit]) + more if shown else "nothing"
+        return (f"shipping {self.root} ({self.files} files, {self.size_bytes / 1e6:.1f} MB;"
+                f" excluded: {left_out})")  # fmt: skip
+
+
+def _name(path: str) -> str:
+    return Path(path).name + ("/" if path.endswith("/") else "")
+
+
+def _any_case(pattern: str) -> str:
+    """`pattern` matching its letters in either case (gitignore patterns are case-sensitive):
+    an API_TOKEN is as secret as an api_token."""
+    return re.sub(r"[A-Za-z]", lambda m: f"[{m[0].lower()}{m[0].upper()}]", pattern)
+
+
+def plan_shipment(root: Path) -> Shipment:
+    """What Ray will ship of `root` with our excludes: the same walk as Ray's packaging
+    (its default excludes, .gitignore and .rayignore files at every level unless
+    RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1, and ours), so that what we say is what goes."""
+    from ray._private import ray_constants
+    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
+
+    root = Path(root).resolve()
+    excludes = (*(_any_case(pattern) for pattern in SECRETS), *EXCLUDES)
+    ignore_gitignore = os.environ.get(ray_constants.RAY_RUNTIME_ENV_IGNORE_GITIGNORE, "0")
+    patterns = [*ray_constants.get_runtime_env_default_excludes(), *excludes]
+    kept: list[Path] = []
+    _dir_travel(root, [_get_excludes(root, patterns)], kept.append,
+                include_gitignore=ignore_gitignore != "1", logger=_QUIET)  # fmt: skip
+    kept_set = set(kept)
+    files = [path for path in kept if path.is_file()]
+    excluded = sorted(
+        str(child.relative_to(root)) + ("/" if child.is_dir() else "")
+        for folder in kept if folder.is_dir()
+        for child in folder.iterdir() if child not in kept_set
+    )  # fmt: skip
+    return Shipment(root=root, excludes=excludes, files=len(files),
+                    size_bytes=sum(path.stat().st_size for path in files),
+                    excluded=tuple(excluded))  # fmt: skip
+
+
+# Ray's packaging logs each ignore file it honours at INFO; the shipment line says it all.
+_QUIET = logging.getLogger("sweeps.jobs.packaging")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def check_slots(client: JobSubmissionClient, address: str) -> None:
+    """NoSweepSlots unless the cluster's alive nodes have `sweep_slots`: a job asking for
+    one would wait PENDING forever, Ray saying nothing. A cluster whose nodes cannot be
+    listed (its state API off) is not refused: Ray's queue decides then."""
+    response = call(lambda: client._do_request("GET", "/api/v0/nodes",
+                                               params={"detail": "1", "limit": "10000"}),
+                    address)  # fmt: skip
+    if response.status_code != 200:
+        return
+    nodes = response.json().get("data", {}).get("result", {}).get("result", [])
+    slots = sum(node.get("resources_total", {}).get(SLOT_RESOURCE, 0.0)
+                for node in nodes if node.get("state") == "ALIVE")  # fmt: skip
+    if slots <= 0:
+        raise NoSweepSlots(
+            f"the Ray cluster at {address} has no {SLOT_RESOURCE!r} resource, so a sweep"
+            " submitted there would wait PENDING forever: start its head with"
+            f" --resources='{{\"{SLOT_RESOURCE}\": 2}}' (cluster.yaml does)"
+        )
+
+
 def submit(
     client: JobSubmissionClient,
     spec: SweepSpec,
     run_id: str,
     results: str,
     data_dir: str | None = None,
+    shipment: Shipment | None = None,
 ) -> str:
-    """Submit `spec` (resolved, overrides applied) as a Ray Job; its submission id."""
+    """Submit `spec` (resolved, overrides applied) as a Ray Job, with `shipment` (see
+    plan_shipment; None: nothing) as its working dir; its submission id."""
     command = ["python", "-m", "sweeps", "run", f"env:{SPEC_ENV}", "--address", "auto",
                "--run-id", run_id, "--results", results]  # fmt: skip
     if data_dir:
         command += ["--data-dir", data_dir]
     runtime_env: dict[str, Any] = {"env_vars": {SPEC_ENV: to_yaml(spec)}}
-    root = project_root()
-    if root is not None:
-        runtime_env.update(working_dir=str(root), excludes=EXCLUDES)
+    if shipment is not None:
+        runtime_env.update(working_dir=str(shipment.root), excludes=list(shipment.excludes))
     deadline = time.monotonic() + AGENT_WAIT_S
     logging.disable(logging.WARNING)  # Ray logs a line per packaged file; errors still show
     try:
@@ -165,6 +369,9 @@ def age(job: JobDetails, now: dt.datetime | None = None) -> str:
 
 def follow_logs(client: JobSubmissionClient, job_id: str, write: Callable[[str], Any]) -> None:
     """Stream a job's logs until it ends."""
+    # An unknown id is a 404 deep in the websocket's handshake; asked first, it is "does
+    # not exist", as for every other command.
+    client.get_job_info(job_id)
 
     async def tail() -> None:
         async for chunk in client.tail_job_logs(job_id):

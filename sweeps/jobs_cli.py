@@ -75,7 +75,9 @@ def submit(
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job, queued for a sweep slot.
 
-    It waits PENDING while the cluster's `sweep_slots` are taken.
+    It waits PENDING while the cluster's `sweep_slots` are taken. The job's working dir is
+    this checkout, less secrets (.env, keys, *token*, ...) and what .gitignore ignores: a
+    line on stderr says what goes.
 
     Example:
 
@@ -99,8 +101,13 @@ def submit(
     # not after waiting in the cluster's queue.
     check_configs(sweep, configurations(sweep))
     client = _connect(address, token_file)
-    run_id = jobs.call(lambda: jobs.submit(client, sweep, new_run_id(), results, data_dir),
-                       address)  # fmt: skip
+    jobs.check_slots(client, address)
+    root = jobs.project_root()
+    shipment = jobs.plan_shipment(root) if root is not None else None
+    if shipment is not None:
+        say(shipment.describe())
+    run_id = jobs.call(lambda: jobs.submit(client, sweep, new_run_id(), results, data_dir,
+                                           shipment), address)  # fmt: skip
     say(f"submitted {sweep.name} ({sweep.trial_count} trials) as job {run_id}")
     console.print(run_id, highlight=False)
     say(f"results: {results}/{sweep.name}/{run_id}   follow: sweeps logs {run_id} --follow")

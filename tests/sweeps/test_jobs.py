@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,17 +38,29 @@ def free_port() -> int:
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`ray start --head` on 127.0.0.1 with the dashboard, token auth and one sweep slot;
     its own HOME holds the token. Stopped at the end whatever happens."""
-    home = tmp_path_factory.mktemp("head-home")
+    with running_head(tmp_path_factory.mktemp("head-home"), '{"sweep_slots": 1}') as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_head(home: Path, resources: str | None) -> Iterator[dict[str, str]]:
+    """A head as `head` describes, with these custom resources (JSON; None: none)."""
     # Its jobs' drivers inherit the head's environment: a status line each second.
     env = {**plugin_env(), "HOME": str(home), "SWEEPS_STATUS_EVERY_S": "1"}
     env.pop("RAY_AUTH_TOKEN", None)
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     port, dashboard = free_port(), free_port()
+    # A temp dir of its own: Ray's job supervisor finds the cluster of its jobs through the
+    # pointer file the latest head (or ray.init) left in the temp dir, and another Ray
+    # started on this machine meanwhile must not redirect them. Short: Ray's socket paths
+    # under it must stay within the OS's limit.
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
              # Not the agent's fixed default port, which another Ray here may hold.
-             "--dashboard-agent-listen-port", str(free_port()),
-             "--num-cpus", "2", "--resources", '{"sweep_slots": 1}',
+             "--dashboard-agent-listen-port", str(free_port()), "--num-cpus", "2",
+             *(["--resources", resources] if resources else []),
+             "--temp-dir", temp_dir,
              "--disable-usage-stats"]  # fmt: skip
     log, started = home / "head.log", None
     try:
@@ -68,6 +83,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     finally:
         if started is not None:
             stop_tree(started)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def stop_tree(process: subprocess.Popen) -> None:
@@ -212,12 +228,109 @@ def test_without_the_token_the_error_says_where_to_put_it(
     assert time.monotonic() - started < 30
 
 
-def test_unreachable_address_fails_fast(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", ["http://127.0.0.1:{}", "127.0.0.1:{}", "ray://127.0.0.1:{}"])
+def test_an_address_where_nothing_listens_is_one_line_at_once_exit_2(form: str) -> None:
+    """A Ray address (no http://) used to wait 47 s for a GCS, printing Ray's C++ log lines,
+    and end with exit 1; a jobs URL with exit 1. Nothing answering is a bad address."""
+    address = form.format(free_port())
     started = time.monotonic()
-    result = subprocess.run([*SWEEPS, "jobs", "--address", f"http://127.0.0.1:{free_port()}"],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert result.returncode == 1 and "cannot reach the Ray jobs API" in result.stderr
-    assert time.monotonic() - started < 10 + 5  # 10 s budget, plus interpreter start
+    result = subprocess.run([*SWEEPS, "jobs", "--address", address],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: nothing answers at {address!r} (connection refused)"
+    ]
+    assert time.monotonic() - started < 15  # the interpreter's start, Ray's import, a probe
+
+
+def test_following_the_logs_of_an_unknown_job_names_it_exit_2(head: dict[str, str]) -> None:
+    """It was a 404 from the websocket's handshake, exit 1."""
+    result = sweeps(head, "logs", "no-such-job", "--follow")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: no such job at {head['address']}: Job no-such-job does not exist."
+    ]
+
+
+def test_a_cluster_without_sweep_slots_is_refused_before_anything_is_submitted(
+    tmp_path: Path,
+) -> None:
+    """A job asking for a slot such a cluster lacks would wait PENDING forever, unsaid."""
+    with running_head(tmp_path / "home", None) as bare:
+        spec = spec_file(tmp_path, "unslotted", 0.0, [1])
+        result = sweeps(bare, "submit", spec, "--results", str(tmp_path / "results"))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: the Ray cluster at {bare['address']} has no 'sweep_slots' resource, so a"
+            " sweep submitted there would wait PENDING forever: start its head with"
+            """ --resources='{"sweep_slots": 2}' (cluster.yaml does)"""
+        ]
+        assert listed_states(bare) == {}  # nothing was submitted
+
+
+LISTING_TRAINER = """
+import json
+from pathlib import Path
+
+
+def train(config, dataset, report):
+    # This module's folder is the job's working dir as Ray unpacked it on the head.
+    shipped = Path(__file__).resolve().parent
+    files = [str(path.relative_to(shipped)) for path in shipped.rglob("*") if path.is_file()]
+    Path(config["listing"]).write_text(json.dumps({"root": str(shipped), "files": files}))
+    metrics = {"epoch": 1, "loss": 0.0, "accuracy": 1.0, "val_loss": 0.0,
+               "val_accuracy": 1.0, "epoch_time_s": 0.0}
+    report(metrics)
+    return metrics
+"""
+
+
+def test_submit_ships_the_checkout_without_secrets_or_ignored_files(
+    head: dict[str, str], tmp_path: Path
+) -> None:
+    """The job's working dir is the checkout sweeps runs from: here a copy, with a user's
+    secrets and a .gitignore, whose trainer lists the files of the dir it was shipped in."""
+    repo = Path(__file__).resolve().parents[2]
+    checkout = tmp_path / "checkout"
+    for package in ("sweeps", "trainers", "analysis"):
+        shutil.copytree(repo / package, checkout / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copy(repo / "pyproject.toml", checkout)
+    (checkout / "listing.py").write_text(LISTING_TRAINER)
+    secrets = [".env", ".env.local", "conf/.env", "API_TOKEN.txt", "keys/id_rsa", "cert.pem",
+               "db_password", "notes/aws_secret.txt"]  # fmt: skip
+    (checkout / "tokenizer.py").write_text("# code the job needs, whatever its name\n")
+    ignored = ["scratch/big.bin", "ignored.log"]
+    for name in [*secrets, *ignored]:
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_text("do not ship\n")
+    (checkout / ".gitignore").write_text("scratch/\n*.log\n")
+    listing = tmp_path / "listing.json"
+    spec = tmp_path / "listing.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "listing", "trainer": "listing:train", "dataset": None,
+        "base": {"epochs": 1, "listing": str(listing)}, "grid": {"x": [1]},
+        "resources": {"cpus": 1, "gpus": 0},
+    }))  # fmt: skip
+
+    # `python -m sweeps` in the copy runs the copy's sweeps, which ships its own checkout.
+    submitted = sweeps(head, "submit", str(spec), "--results", str(tmp_path / "results"),
+                       cwd=checkout)  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    said = re.search(r"^shipping (\S+) \((\d+) files, [\d.]+ MB; excluded: (.*)\)$",
+                     submitted.stderr, re.MULTILINE)  # fmt: skip
+    assert said is not None, submitted.stderr
+    assert said[1] == str(checkout.resolve())
+    assert set(said[3].split(", ")) == {*secrets, *ignored}, said[3]
+    assert wait_for(head, submitted.stdout.strip(), {"SUCCEEDED"}) == "SUCCEEDED"
+
+    job = json.loads(listing.read_text())
+    assert job["root"] != str(checkout.resolve())  # the shipped copy, not this one
+    shipped = {name for name in job["files"] if "__pycache__" not in name}
+    needed = {"listing.py", ".gitignore", "sweeps/jobs.py", "pyproject.toml", "tokenizer.py"}
+    assert needed <= shipped
+    assert not shipped & {*secrets, *ignored}, shipped & {*secrets, *ignored}
+    assert len(shipped) == int(said[2])  # what the line said went is what arrived
 
 
 def test_job_commands_find_the_cluster_in_ray_address_as_ray_job_does(
