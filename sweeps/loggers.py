@@ -30,7 +30,7 @@ from ray.tune.logger import LoggerCallback
 
 from sweeps.plan import RunPlan
 from sweeps.protocol import EPOCH, Report, decode, scalars
-from sweeps.results import EPOCH_NAMES, config_column, configuration_id
+from sweeps.results import EPOCH_NAMES, config_column, configuration_id, metric_column
 from sweeps.spec import SpecError, SweepSpec
 from sweeps.storage import Place
 from sweeps.tensorboard import STEP, TENSORBOARD, TensorBoardLogger
@@ -125,13 +125,14 @@ class Member:
 
 def curves(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, float]:
     """A report's numbers under their Parquet column names (`loss` is `train_loss`; a
-    metric named like a config key is `metric_<name>`), bookkeeping left out."""
+    metric named like a config key or a column of ours is `metric_<name>`), bookkeeping
+    left out."""
     keys = {config_column(key) for key in config}
     named = {}
     for name, value in scalars(metrics).items():
         if isinstance(value, bool) or not isinstance(value, int | float) or name in _NOT_CURVES:
             continue
-        named[EPOCH_NAMES.get(name) or (f"metric_{name}" if name in keys else name)] = value
+        named[EPOCH_NAMES.get(name) or metric_column(name, keys)] = value
     return named
 
 

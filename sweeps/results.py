@@ -10,16 +10,24 @@ trial id is then `bundle_id`), so a fused run reads exactly like an unfused one.
 without a trials row. Each file is written whole or not at all, the epochs file first, so
 a trials row means the configuration's epochs are on disk too.
 
-Every file of a run has the same schema. It is fixed from the configurations before the
-first trial; a scalar a trainer reports beyond the built-in metrics (a custom metric)
-becomes a column of its own when first seen, and the files already written are rewritten
-with it (empty there), so `pd.read_parquet` of either folder sees every column.
+The columns are fixed from the configurations before the first trial; a scalar a trainer
+reports beyond the built-in metrics (a custom metric) becomes a column of its own when
+first seen. Every file has the fixed columns, and a custom metric's column where a row of
+it has a value. Adding a column rewrites no file but one: the folder's first in name
+order, which holds every column, since a pyarrow dataset (`pd.read_parquet(folder)`) takes
+its columns from its first file and reads the others' missing columns as nulls. A column
+has one type in every file that has it: one whose type widens (see `_widen`: at most
+twice) is rewritten in those files.
+
+An int beyond int64 (a 64-bit seed) makes its column text: its decimal digits, exactly,
+where a float would round it.
 
 A column name means one thing, of one type, in both folders, so that the two frames merge
 and one pyarrow dataset reads both: the epochs' training loss and accuracy are
 `train_loss` and `train_accuracy`, as in the trials (the trainer reports `loss`, which is
 also a config key); a config key named like a result column becomes `config_<key>`; a
-custom metric named like a config key becomes `metric_<name>`, in both folders.
+custom metric named like a config key, or like a column the writer fills itself
+(`run_id`, `status`, ...), becomes `metric_<name>`, in both folders.
 """
 
 from __future__ import annotations
@@ -76,14 +84,24 @@ _METRICS = [
     ("finished_at", pa.timestamp("us", tz="UTC")),
 ]
 RESULT_COLUMNS = {name for name, _ in _HEAD + _METRICS} | set(EPOCH_SCHEMA.names)
+# The columns the writer fills itself, never from a metric of the name: such a metric
+# would overwrite a join key, or change a column's type in one folder and then the other.
+OWN_COLUMNS = {name for name, _ in _HEAD} | {"started_at", "finished_at", "gpu_fraction",
+                                            *EPOCH_NAMES.values()}  # fmt: skip
 # What a trainer reports that has a column of its own already (train_ prefixed, or a
 # bookkeeping value of the last epoch): not a custom metric of the trials table.
-_KNOWN_FINAL = RESULT_COLUMNS | {"loss", "accuracy", "epoch", "epoch_time_s"}
+_KNOWN_FINAL = (RESULT_COLUMNS - OWN_COLUMNS) | {*EPOCH_NAMES, "epoch", "epoch_time_s"}
 
 
 def config_column(key: str) -> str:
     """A config key's column: its own name, unless a result column already has it."""
     return f"config_{key}" if key in RESULT_COLUMNS else key
+
+
+def metric_column(name: str, config_columns: set[str]) -> str:
+    """A custom metric's column: its own name, unless a config column or a column the
+    writer fills itself has it."""
+    return f"metric_{name}" if name in config_columns or name in OWN_COLUMNS else name
 
 
 def trial_schema(configs: list[dict[str, Any]]) -> pa.Schema:
@@ -99,8 +117,9 @@ def trial_schema(configs: list[dict[str, Any]]) -> pa.Schema:
 def _arrow_type(values: list[Any]) -> pa.DataType:
     try:
         return pa.array(values).type
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.string()  # mixed kinds of value: stored as their text
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # Mixed kinds of value, or an int beyond int64: stored as their text, exactly.
+        return pa.string()
 
 
 def _cell(value: Any, type_: pa.DataType) -> Any:
@@ -139,8 +158,19 @@ class RunWriter:
         self.run_dir, self.run_id = run_dir, run_id
         self.configs, self.gpu_fraction = configs, gpu_fraction
         self.schemas = {TRIALS: trial_schema(configs), EPOCHS: EPOCH_SCHEMA}
-        for folder in (TRIALS, EPOCHS):  # a resumed run: the columns its files have
-            self.schemas[folder] = _widen(self.schemas[folder], self._written_schema(folder))
+        # The columns every file has; a custom metric's only the files with a value of it.
+        self._fixed = {folder: set(schema.names) for folder, schema in self.schemas.items()}
+        # The columns of each file written, by folder and file name: which files a column
+        # that widens must rewrite, without reading every file again.
+        self._files = {TRIALS: self._written_schemas(TRIALS), EPOCHS: self._written_schemas(EPOCHS)}
+        for folder, files in self._files.items():  # a resumed run: the columns its files have
+            for written in files.values():
+                self.schemas[folder] = _widen(self.schemas[folder], written)
+        self.schemas[TRIALS], self.schemas[EPOCHS] = _agree(
+            self.schemas[TRIALS], self.schemas[EPOCHS]
+        )
+        for folder in (TRIALS, EPOCHS):  # a run cut short amid a rewrite, or a first file gone
+            self._settle(folder, None)
         self._trials: dict[str, _Trial] = {}
         # Members of a trial written already (a pack's bundle that ended): kept when the
         # trial starts over, so that a retry never writes them twice.
@@ -201,7 +231,7 @@ class RunWriter:
     def _epoch_columns(self, index: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """An epoch's metrics under their column names (see the module docstring)."""
         config = {config_column(key) for key in self.configs[index]}
-        return {EPOCH_NAMES.get(name) or (f"metric_{name}" if name in config else name): value
+        return {EPOCH_NAMES.get(name) or metric_column(name, config): value
                 for name, value in metrics.items()}  # fmt: skip
 
     def _row(
@@ -215,13 +245,17 @@ class RunWriter:
     ) -> dict[str, Any]:
         last = {**(epochs[-1] if epochs else {}), **final}  # stopped early: no final report
         config = {config_column(key): value for key, value in self.configs[index].items()}
-        # A custom metric never takes the place of a configuration's value.
-        custom = {(f"metric_{name}" if name in config else name): value
+        # A custom metric never takes the place of a configuration's value or of ours.
+        custom = {metric_column(name, set(config)): value
                   for name, value in last.items() if name not in _KNOWN_FINAL}  # fmt: skip
         confusion = raw_final.get("confusion")
         return {
             **custom,
-            **{name: final[name] for name, _ in _METRICS if name in final},
+            **{
+                name: final[name]
+                for name, _ in _METRICS
+                if name in final and name not in OWN_COLUMNS
+            },
             "run_id": self.run_id,
             "trial_id": trial_id,
             "bundle_id": bundle_id,
@@ -238,35 +272,70 @@ class RunWriter:
         }
 
     def _write(self, folder: str, key: str, rows: list[dict[str, Any]]) -> None:
-        schema = self.schemas[folder]
-        grown = _widen(schema, _schema_of(rows))
+        name, before = f"{key}.parquet", self.schemas[folder]
+        grown = _widen(before, _schema_of(rows))
         other = EPOCHS if folder == TRIALS else TRIALS
         grown, agreed = _agree(grown, self.schemas[other])
         if agreed != self.schemas[other]:  # a metric both folders have: one type in both
+            widened = _widened(self.schemas[other], agreed)
             self.schemas[other] = agreed
-            self._rewrite(other, agreed)
-        if grown != schema:
-            self.schemas[folder] = grown
-            self._rewrite(folder, grown)
-        cells = [{name: _cell(row.get(name), grown.field(name).type) for name in grown.names}
+            self._settle(other, widened)
+        self.schemas[folder] = grown
+        if grown != before:
+            self._settle(folder, _widened(before, grown), coming=name)
+        files = self._files[folder]
+        first = not files or name <= min(files)
+        present = {column for row in rows for column, value in row.items() if value is not None}
+        schema = pa.schema([field for field in grown if first or field.name in present
+                            or field.name in self._fixed[folder]])  # fmt: skip
+        cells = [{field.name: _cell(row.get(field.name), field.type) for field in schema}
                  for row in rows]  # fmt: skip
-        (self.run_dir / folder / f"{key}.parquet").write_parquet(
-            pa.Table.from_pylist(cells, schema=grown)
-        )
+        (self.run_dir / folder / name).write_parquet(pa.Table.from_pylist(cells, schema=schema))
+        files[name] = schema
 
-    def _written_schema(self, folder: str) -> pa.Schema | None:
-        files = (self.run_dir / folder).parquet_files()
-        return pq.read_schema(files[0], filesystem=self.run_dir.fs) if files else None
+    def _written_schemas(self, folder: str) -> dict[str, pa.Schema]:
+        """The schema of each file of the folder, by name. StorageError naming a file
+        that cannot be read."""
+        schemas = {}
+        for path in (self.run_dir / folder).parquet_files():
+            try:
+                schemas[os.path.basename(path)] = pq.read_schema(path, filesystem=self.run_dir.fs)
+            except (OSError, pa.ArrowException) as error:
+                raise _unreadable(path, folder, error) from None
+        return schemas
 
-    def _rewrite(self, folder: str, schema: pa.Schema) -> None:
-        """The files written so far, with the columns `schema` added (empty) or widened."""
-        place = self.run_dir / folder
-        for path in place.parquet_files():
-            table = pq.read_table(path, filesystem=place.fs)
-            for field in schema:
-                if field.name not in table.column_names:
-                    table = table.append_column(field, pa.nulls(len(table), field.type))
-            (place / os.path.basename(path)).write_parquet(table.select(schema.names).cast(schema))
+    def _settle(self, folder: str, widened: set[str] | None, coming: str | None = None) -> None:
+        """Rewrite the files a reader would see disagree with the folder's schema: those
+        with a column of a type since widened (the columns `widened`; None: any), and the
+        first in name order when it lacks a column, unless `coming` (about to be written,
+        with every column) comes first."""
+        schema, files = self.schemas[folder], self._files[folder]
+        stale: list[str] = []
+        if widened != set():  # (a column added, none widened: no file lags)
+            stale = [name for name, written in files.items()
+                     if any(field.type != schema.field(field.name).type for field in written
+                            if widened is None or field.name in widened)]  # fmt: skip
+        first = min(files, default=None)
+        if first is not None and (coming is None or first < coming):
+            if first not in stale and not set(schema.names) <= set(files[first].names):
+                stale.append(first)
+        else:
+            first = None
+        for name in stale:
+            self._rewrite(folder, name, every_column=name == first)
+
+    def _rewrite(self, folder: str, name: str, every_column: bool) -> None:
+        """A file with its columns widened to the folder's schema, and with the columns it
+        lacks added (empty) if `every_column`."""
+        place, schema = self.run_dir / folder / name, self.schemas[folder]
+        table = pq.read_table(place.path, filesystem=place.fs)
+        have = {field.name: field.type for field in table.schema}
+        columns = [field for field in schema if every_column or field.name in have]
+        arrays = [_cast(table.column(field.name), field.type) if field.name in have
+                  else pa.nulls(len(table), field.type) for field in columns]  # fmt: skip
+        written = pa.schema(columns)
+        place.write_parquet(pa.Table.from_arrays(arrays, schema=written))
+        self._files[folder][name] = written
 
 
 def _schema_of(rows: list[dict[str, Any]]) -> pa.Schema:
@@ -276,6 +345,20 @@ def _schema_of(rows: list[dict[str, Any]]) -> pa.Schema:
             if value is not None:
                 values.setdefault(name, []).append(value)
     return pa.schema([(name, _arrow_type(vals)) for name, vals in values.items()])
+
+
+def _widened(before: pa.Schema, after: pa.Schema) -> set[str]:
+    """The columns of `before` whose type `after` has widened."""
+    return {field.name for field in before if after.field(field.name).type != field.type}
+
+
+def _cast(column: pa.ChunkedArray, type_: pa.DataType) -> pa.ChunkedArray:
+    if column.type == type_:
+        return column
+    try:
+        return column.cast(type_)
+    except pa.ArrowNotImplementedError:  # pyarrow has no cast of a list to text
+        return pa.chunked_array([pa.array([_cell(v, type_) for v in column.to_pylist()], type_)])
 
 
 def _agree(first: pa.Schema, second: pa.Schema) -> tuple[pa.Schema, pa.Schema]:
@@ -325,8 +408,7 @@ def finished_configs(run_dir: Place) -> set[int]:
         try:
             table = pq.read_table(path, filesystem=run_dir.fs)
         except (OSError, pa.ArrowException) as error:
-            reason = str(error).splitlines()[0].split(". ")[0].replace(path, "").strip(" :'")
-            raise StorageError(f"{path} is not a readable trials file ({reason})") from None
+            raise _unreadable(path, TRIALS, error) from None
         if "config_index" not in table.column_names:
             raise StorageError(f"{path} has no config_index: written before sweeps could resume")
         done.update(int(index) for index in table.column("config_index").drop_null().to_pylist())
@@ -334,3 +416,8 @@ def finished_configs(run_dir: Place) -> set[int]:
         if os.path.basename(path) not in names:
             run_dir.fs.delete_file(path)
     return done
+
+
+def _unreadable(path: str, folder: str, error: Exception) -> StorageError:
+    reason = str(error).splitlines()[0].split(". ")[0].replace(path, "").strip(" :'")
+    return StorageError(f"{path} is not a readable {folder} file ({reason})")
