@@ -7,6 +7,7 @@
           epochs/<id>.parquet  a row per configuration and epoch
           tune/                Ray Tune's own files
           plots/               the figures `sweeps report` draws
+          .lock                who writes the run (sweeps.runlock)
 
 sweeps writes it (sweeps.results, sweeps.runner) with these names, and everything that
 reads a run reads it here. A run directory is a local path or a URI: `file://`, `s3://`,
@@ -33,6 +34,7 @@ from analysis.place import Place, StorageError
 TRIALS, EPOCHS = "trials", "epochs"
 SPEC, MANIFEST = "spec.yaml", "manifest.json"
 TUNE, PLOTS = "tune", "plots"
+LOCK = ".lock"
 # Runs written before the epochs' training metrics took the trials' names (train_loss)
 # had the trainer's own; read under the new names, so old and new runs look alike.
 OLD_EPOCH_NAMES = {"loss": "train_loss", "accuracy": "train_accuracy"}

@@ -132,12 +132,22 @@ def resume(
     data_dir: DataDirOption = None,
     address: AddressOption = None,
     dashboard: DashboardOption = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Train every failed (ERROR) configuration again, not only those whose"
+            " worker died or could not import the trainer.",
+        ),
+    ] = False,
 ) -> None:
     """Continue an interrupted run: finished trials are kept, the rest run.
 
-    Example:
+    Examples:
 
         sweeps resume results/quickstart/20261122-101500-3f2a
+
+        sweeps resume results/quickstart/20261122-101500-3f2a --retry-failed
     """
     from sweeps.loggers import check_callbacks
     from sweeps.runner import read_run, resume_sweep
@@ -145,7 +155,8 @@ def resume(
 
     check_callbacks(read_run(Place.of(run_dir))[0])  # the loggers the run was started with
     with _dashboard(dashboard):
-        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir), say=say)
+        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir),
+                               retry_failed=retry_failed, say=say)  # fmt: skip
     _conclude(outcome)
 
 
@@ -301,10 +312,10 @@ def main(argv: list[str] | None = None) -> None:
 def _exit_code(error: Exception) -> int | None:
     """A library error printed as one line; its exit code, or None for a bug. Imported
     here so that `sweeps --help` does not wait for Ray and torch."""
-    from sweeps.jobs import JobsError, NoSuchJob
+    from sweeps.jobs import JobsError, JobsInputError
     from sweeps.runner import ResultsWriteError
 
-    if isinstance(error, (*_input_errors(), NoSuchJob)):
+    if isinstance(error, (*_input_errors(), JobsInputError)):
         fail(str(error))
         return 2
     if isinstance(error, ResultsWriteError):
@@ -325,9 +336,10 @@ def _input_errors() -> tuple[type[Exception], ...]:
     """The library's exceptions that mean bad input: exit 2, nothing started."""
     from analysis import RunDataError
     from sweeps.ray_session import ResourceError
+    from sweeps.runlock import RunInUse
     from sweeps.storage import StorageError
     from sweeps.trainable import TrainerImportError
     from trainers import ConfigError, DataNotFoundError
 
     return (SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError,
-            ResourceError, RunDataError, report_cli.BadInput)  # fmt: skip
+            ResourceError, RunDataError, RunInUse, report_cli.BadInput)  # fmt: skip

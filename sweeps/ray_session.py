@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -201,7 +203,8 @@ def _embedded_ray(num_cpus: int | None) -> Iterator[None]:
     try:
         try:
             options = {**_INIT_OPTIONS, "include_dashboard": bool(_DASHBOARD)}
-            context = ray.init(address="local", num_cpus=num_cpus, **options)
+            with keeping_sigterm():
+                context = ray.init(address="local", num_cpus=num_cpus, **options)
         except (ConnectionError, RuntimeError, TimeoutError) as error:
             raise RayStartError(f"cannot start a local Ray: {_first_line(error)}") from error
         _say_dashboard(context, embedded=True)
@@ -229,13 +232,31 @@ def _join(address: str) -> None:
     try:
         # "auto" itself, not what it found: only an address found automatically lets
         # ray.init pick up this machine's auth token.
-        context = ray.init(address=address, **_INIT_OPTIONS)
+        with keeping_sigterm():
+            context = ray.init(address=address, **_INIT_OPTIONS)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as error:
         ray.shutdown()  # a half-made connection would make the next ray.init a no-op
         raise RayStartError(
             f"cannot join the Ray cluster at {found!r}: {_first_line(error)}"
         ) from error
     _say_dashboard(context, embedded=False)
+
+
+@contextlib.contextmanager
+def keeping_sigterm() -> Iterator[None]:
+    """The process's SIGTERM handling as it was before ray.init, which replaces it: in
+    Python with a sys.exit, natively with a handler that dumps the stack and aborts (exit
+    134), so that a plain `kill` of the driver left a stack dump and an unfinished run.
+    The caller decides what SIGTERM does (sweeps.sigterm: what Ctrl-C does)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers: ray.init leaves them alone too
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        # Set again even where Python sees no change: the native handler replaced it.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if handler is None else handler)
 
 
 def _resolve_auto() -> str:

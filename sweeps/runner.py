@@ -11,12 +11,16 @@ object store.
                                     trials/ epochs/ Parquet (sweeps.results)
                                     tune/           Tune's own files: run/, resume-1/, ...
 
-The Parquet rows are the truth of what is done: `resume` trains exactly the
-configurations without a trials row, whatever became of Tune's own state.
+The Parquet rows are the truth of what is done: `resume` trains the configurations
+without a trials row, whatever became of Tune's own state, and those that failed for a
+cause outside the trainer (`RETRIED_BY_DEFAULT`), or every failed one if asked. One
+process at a time writes a run (sweeps.runlock). SIGTERM ends a run as Ctrl-C does
+(sweeps.sigterm).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -30,13 +34,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import yaml
 
-from analysis.rundir import MANIFEST, SPEC, TUNE
+from analysis.rundir import EPOCHS, MANIFEST, SPEC, TRIALS, TUNE
 from sweeps import __version__
 from sweeps.plan import Config, RunPlan, configurations, packs_apply, plan_run
 from sweeps.ray_session import check_address, check_fits, ray_session
-from sweeps.results import RunWriter, finished_configs, read_trials
+from sweeps.results import FAILED, RunWriter, finished_configs, read_trials
+from sweeps.runlock import run_lock
+from sweeps.sigterm import TermAsInterrupt
 from sweeps.spec import (
     DEFAULT_TRAINER,
     SpecError,
@@ -56,6 +63,17 @@ from sweeps.trainable import resolve_trainer
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 AUTO_GPU_FRACTION = 0.25
+# The errors of a configuration that failed for a cause outside its trainer (its module
+# missing on a worker, its worker process or node gone): `resume` trains it again.
+RETRIED_BY_DEFAULT = (
+    "TrainerImportError",
+    "ActorDiedError",
+    "RayActorError",
+    "ActorUnavailableError",
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "LocalRayletDiedError",
+)
 
 Say = Callable[[str], None]
 
@@ -147,21 +165,25 @@ def run_sweep(
     run_id = run_id or new_run_id()
     run_dir = new_run_dir(spec, results, run_id)
     check_address(address)
-    with ray_session(address) as started:
+    with TermAsInterrupt() as terminated, ray_session(address) as started:
         notes: list[str] = []
         spec = _resolve_gpus(spec, embedded=address is None and started, say=notes.append)
         _check_fits(spec, say)
-        for note in notes:  # only once the trials are known to fit: an error is one line
-            say(note)
         plan = plan_run(spec, configs, _slots(spec))
-        run_dir.mkdir()  # once Ray is up: a cluster that cannot be joined leaves nothing
-        (run_dir / SPEC).write_text(to_yaml(plan.spec))
-        manifest = {**_manifest(plan.spec, run_id, address), "trials": len(configs)}
-        _write_manifest(run_dir, manifest)
-        say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
-        _say_fused(plan, say)
-        _fit(plan, run_dir, run_id, dataset, "run")
-        return _finish(plan.spec, run_dir, manifest, len(configs))
+        # Made once Ray is up (a cluster that cannot be joined leaves nothing), and only by
+        # one process: another `run --run-id` of this id may have started with this one.
+        with run_lock(run_dir, new=True):
+            for note in notes:  # only once the run is known to go ahead: an error is one line
+                say(note)
+            (run_dir / SPEC).write_text(to_yaml(plan.spec))
+            manifest = {**_manifest(plan.spec, run_id, address), "trials": len(configs)}
+            _write_manifest(run_dir, manifest)
+            total = len(configs)
+            terminated.when_stuck(lambda: _abandon(plan.spec, run_dir, manifest, total, say))
+            say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
+            _say_fused(plan, say)
+            _fit(plan, run_dir, run_id, dataset, "run")
+            return _finish(plan.spec, run_dir, manifest, len(configs))
 
 
 def resume_sweep(
@@ -169,31 +191,88 @@ def resume_sweep(
     *,
     address: str | None = None,
     data_dir: str | None = None,
+    retry_failed: bool = False,
     say: Say = print,
 ) -> RunOutcome:
     """Continue an interrupted run: the configurations with results are kept, the others
-    are trained (regrouped as a fresh run would group them)."""
+    are trained (regrouped as a fresh run would group them), and so are those that failed
+    for a cause outside the trainer (`RETRIED_BY_DEFAULT`), or with `retry_failed` every
+    failed one: their rows are replaced. RunInUse if another process writes the run."""
     run_dir = Place.of(run_dir)
     spec, manifest = read_run(run_dir)
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
+    check_configs(spec, configs, dataset)  # a trainer gone from the path fails here, once
     check_address(address)
-    plan = plan_run(spec, configs, slots=1).without(finished_configs(run_dir))
-    attempt = len(manifest.setdefault("resumed_at", [])) + 1
-    say(f"resuming run {manifest.get('run_id', run_dir.uri)}: {len(configs) - plan.pending}"
-        f" of {len(configs)} configurations have results, {plan.pending} to train")  # fmt: skip
-    if plan.pending:
-        with ray_session(address):
-            _check_fits(spec, say)
-            manifest["resumed_at"].append(_now())
-            # Running again: until it ends, the run reads as in progress (sweeps report).
-            manifest.pop("finished_at", None)
-            manifest["trials"] = len(configs)
-            _write_manifest(run_dir, manifest)
-            plan = plan.repacked(_slots(spec))
-            _say_fused(plan, say)
-            _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
-    return _finish(spec, run_dir, manifest, len(configs))
+    with run_lock(run_dir):
+        spec, manifest = read_run(run_dir)  # as the last writer left them
+        done = finished_configs(run_dir)
+        retried = _retried(run_dir, retry_failed)
+        plan = plan_run(spec, configs, slots=1).without(done - set(retried.values()))
+        attempt = len(manifest.setdefault("resumed_at", [])) + 1
+        why = "--retry-failed" if retry_failed else "for a cause outside the trainer"
+        again = f" ({len(retried)} of them failed before, {why})" if retried else ""
+        say(f"resuming run {manifest.get('run_id', run_dir.uri)}:"
+            f" {len(configs) - plan.pending} of {len(configs)} configurations have results,"
+            f" {plan.pending} to train{again}")  # fmt: skip
+        if plan.pending:
+            with TermAsInterrupt() as terminated, ray_session(address):
+                _check_fits(spec, say)
+                manifest["resumed_at"].append(_now())
+                # Running again: until it ends, the run reads as in progress (sweeps report).
+                manifest.pop("finished_at", None)
+                manifest["trials"] = len(configs)
+                _write_manifest(run_dir, manifest)
+                total = len(configs)
+                terminated.when_stuck(lambda: _abandon(spec, run_dir, manifest, total, say))
+                _forget(run_dir, set(retried))
+                plan = plan.repacked(_slots(spec))
+                _say_fused(plan, say)
+                _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
+        return _finish(spec, run_dir, manifest, len(configs))
+
+
+def _retried(run_dir: Place, every_failure: bool) -> dict[str, int]:
+    """The failed configurations `resume` trains again: their trial ids -> their indices."""
+    trials = read_trials(run_dir)
+    failed = trials[trials["status"] == FAILED]
+    return {
+        str(row["trial_id"]): int(row["config_index"])
+        for _, row in failed.iterrows()
+        if every_failure or str(row["error"]).startswith(tuple(f"{name}:" for name in
+                                                                 RETRIED_BY_DEFAULT))
+    }  # fmt: skip
+
+
+def _forget(run_dir: Place, trial_ids: set[str]) -> None:
+    """Remove the rows of `trial_ids`, to be trained again: the trials rows first, so that a
+    trials row still promises its epochs whenever this stops. A trials file left with no
+    row goes, and with it its epochs file (which has no row at all if it failed at once)."""
+    if not trial_ids:
+        return
+    gone: set[str] = set()
+    for folder in (TRIALS, EPOCHS):
+        place = run_dir / folder
+        for path in place.parquet_files():
+            name = os.path.basename(path)
+            table = pq.read_table(path, filesystem=place.fs)
+            ids = table.column("trial_id").to_pylist()
+            kept = [row for row, trial_id in enumerate(ids) if trial_id not in trial_ids]
+            if name in gone or (ids and not kept):
+                place.fs.delete_file(path)
+                gone.add(name)
+            elif len(kept) < len(ids):
+                (place / name).write_parquet(table.take(kept))
+
+
+def _abandon(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int,
+             say: Say) -> int:  # fmt: skip
+    """End a run that Tune could not end after a SIGTERM (sweeps.sigterm): its rows are
+    whole, so the manifest is finished from them; the exit code."""
+    with contextlib.suppress(Exception):  # whatever fails here, the process ends now
+        _finish(spec, run_dir, manifest, total)
+    say(f"interrupted: continue with `sweeps resume {run_dir.uri}`")
+    return 1
 
 
 def read_run(run_dir: Place) -> tuple[SweepSpec, dict[str, Any]]:
