@@ -89,7 +89,6 @@ def capture_epoch(
     step: Step,
     stream: Any = None,
     rtol: float = 0.0,
-    chunk_steps: int | None = None,
 ) -> GraphedEpoch | None:
     """`epoch`'s steps captured on `stream` (the bundle's own), checked later by
     `FirstEpoch`; None, after one logged line why, when they cannot be captured. Either
@@ -97,15 +96,15 @@ def capture_epoch(
     CUDA error is raised."""
     state = [*step.state(), epoch.counter]
     before = snapshot(state)
-    chunk_steps = min(chunk_steps or CHUNK_STEPS, epoch.full_steps)
+    chunk_steps = min(CHUNK_STEPS, epoch.full_steps)
     chunks, rest = divmod(epoch.full_steps, chunk_steps)
+
+    def warm_up_steps() -> None:
+        _steps(epoch, step, min(WARMUP_STEPS, epoch.full_steps))
+        if epoch.tail:
+            epoch.tail_step(step)
+
     try:
-
-        def warm_up_steps() -> None:
-            _steps(epoch, step, min(WARMUP_STEPS, epoch.full_steps))
-            if epoch.tail:
-                epoch.tail_step(step)
-
         warm_up(warm_up_steps, stream)
         restore(state, before)
         chunk = capture(lambda: _steps(epoch, step, chunk_steps), stream)
