@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -189,9 +190,12 @@ class SweepSpec(_Strict):
 
     @field_validator("fuse", "pack", mode="before")
     @classmethod
-    def _yaml_off(cls, value: Any) -> Any:
-        # YAML 1.1 reads a bare `off` as false (and `on` as true).
-        return {False: "off", True: "auto"}.get(value, value) if isinstance(value, bool) else value
+    def _yaml_on_off(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML 1.1 reads a bare `off` as false and `on` as true: `pack: on` means on, and
+        # fuse, which has no `on`, is on when it is `auto`.
+        if not isinstance(value, bool):
+            return value
+        return ("on" if info.field_name == "pack" else "auto") if value else "off"
 
     @field_validator("callbacks", mode="before")
     @classmethod

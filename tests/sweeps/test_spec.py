@@ -181,3 +181,15 @@ def test_load_spec_errors(tmp_path: Path) -> None:
     broken.write_text("name: x\ngrid: [unclosed\n")
     with pytest.raises(SpecError, match="not valid YAML at line"):
         load_spec(str(broken))
+
+
+@pytest.mark.parametrize(
+    ("line", "pack", "fuse"),
+    [("pack: on", "on", "auto"), ("pack: off", "off", "auto"), ("fuse: off", "auto", "off"),
+     ("fuse: on", "auto", "auto"), ("pack: 'on'", "on", "auto")],
+)  # fmt: skip
+def test_bare_on_and_off_in_yaml_mean_what_they_say(line: str, pack: str, fuse: str) -> None:
+    """YAML 1.1 reads a bare `on` as true: `pack: on` used to become auto, silently."""
+    data = yaml.safe_load(f"name: s\ngrid: {{lr: [0.1]}}\n{line}\n")
+    spec = parse_spec(data, "s")
+    assert (spec.pack, spec.fuse) == (pack, fuse)
