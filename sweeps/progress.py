@@ -4,7 +4,7 @@ In a terminal, a live display on stderr redrawn at most four times a second: the
 elapsed time and an ETA, each running configuration's epoch and latest metric, the best
 so far. Anywhere else (`> log 2>&1`, a pipe, a Ray Job's log) a live display shows nothing
 until it stops, so there each configuration gets one plain line as it ends (its id, swept
-values, metric, time) and a status line comes every `STATUS_EVERY_S` seconds.
+values, metric, time) and a status line comes every `status_every_s()` seconds.
 
 Everything counts configurations, not Tune trials: a trial `{"group": i}` trains
 `plan.members(i)` (a fused bundle, or a pack of bundles) and reports them as `members`
@@ -31,11 +31,26 @@ from analysis.render import rich_table
 from sweeps.plan import Config, RunPlan
 from sweeps.protocol import EPOCH, decode, divergence, scalars
 from sweeps.results import configuration_id
-from sweeps.spec import DEFAULT_TRAINER
+from sweeps.spec import DEFAULT_TRAINER, SpecError
 
 _DONE, _FAILED, _DIVERGED = "TERMINATED", "ERROR", "DIVERGED"
 # Off a terminal, a status line this often: a log of an hours-long sweep shows it is alive.
-STATUS_EVERY_S = float(os.environ.get("SWEEPS_STATUS_EVERY_S", "30"))
+STATUS_EVERY_ENV = "SWEEPS_STATUS_EVERY_S"
+
+
+def status_every_s() -> float:
+    """Seconds between status lines off a terminal: $SWEEPS_STATUS_EVERY_S, else 30.
+    Checked before a run starts (SpecError: exit 2, nothing started)."""
+    text = os.environ.get(STATUS_EVERY_ENV, "30")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise SpecError(f"{STATUS_EVERY_ENV} must be a number of seconds > 0, got {text!r}")
+    return value
+
+
 BAR_WIDTH = 20
 MAX_ROWS = 10  # running configurations the live display lists; a pack may train hundreds
 MIN_CONFIG_WIDTH = 12  # narrower than this, the config column goes: ids and numbers stay
@@ -58,6 +73,7 @@ class LiveProgress(tune.Callback):
         self._console: Console | None = None
         self._live: Live | None = None
         self._started = self._drawn = self._said = time.monotonic()
+        self._status_every_s = status_every_s()
         self._trial_started: dict[str, float] = {}  # Tune trial id -> its attempt's start
         self._first_start: float | None = None  # the pace counts from here, not Ray's start
         self._epochs: dict[Key, list[dict[str, Any]]] = {}  # a running member's reports
@@ -130,7 +146,9 @@ class LiveProgress(tune.Callback):
             self._drawn = now
             self._live.update(self.render(trials))
         elif (
-            self._live is None and self._console is not None and now - self._said >= STATUS_EVERY_S
+            self._live is None
+            and self._console is not None
+            and now - self._said >= self._status_every_s
         ):
             self._said = now
             self._print(self.status_line(trials))

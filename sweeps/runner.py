@@ -40,6 +40,7 @@ import yaml
 from analysis.rundir import EPOCHS, MANIFEST, SPEC, TRIALS, TUNE
 from sweeps import __version__
 from sweeps.plan import Config, RunPlan, configurations, packs_apply, plan_run
+from sweeps.progress import status_every_s
 from sweeps.ray_session import check_address, check_fits, ray_session
 from sweeps.results import FAILED, RunWriter, finished_configs, read_trials
 from sweeps.runlock import run_lock
@@ -164,6 +165,7 @@ def run_sweep(
     check_configs(spec, configs, dataset)
     run_id = run_id or new_run_id()
     run_dir = new_run_dir(spec, results, run_id)
+    status_every_s()  # a bad $SWEEPS_STATUS_EVERY_S is one line now, not once Ray is up
     check_address(address)
     with TermAsInterrupt() as terminated, ray_session(address) as started:
         notes: list[str] = []
@@ -203,6 +205,7 @@ def resume_sweep(
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, configs, dataset)  # a trainer gone from the path fails here, once
+    status_every_s()
     check_address(address)
     with run_lock(run_dir):
         spec, manifest = read_run(run_dir)  # as the last writer left them

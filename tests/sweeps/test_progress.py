@@ -156,3 +156,16 @@ def test_a_terminal_shows_the_eta_and_each_running_trials_epoch_and_metric(
                 seen.setdefault(trial_id, set()).add(epoch)
     assert set(seen) == set(trials["trial_id"]), "\n".join(lines[-40:])
     assert any(len(epochs) >= 2 for epochs in seen.values()), seen  # it redraws as it goes
+
+
+def test_a_bad_status_interval_is_one_line_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to be read once Ray was up: a traceback, after a Ray start for nothing."""
+    monkeypatch.setenv("SWEEPS_STATUS_EVERY_S", "abc")
+    results = tmp_path / "results"
+    assert run_cli("run", "quickstart", "--epochs", "1", "--results", str(results)) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: SWEEPS_STATUS_EVERY_S must be a number of seconds > 0, got 'abc'"
+    ]
+    assert not results.exists()
