@@ -123,21 +123,9 @@ def _train_wave(
             bundles.append((index, Bundle(groups[index], dataset, shared_splits)))
         except Exception as error:
             _fail(index, error, end)
-    running = []
-    for index, bundle in bundles:
-        try:
-            bundle.capture()
-            running.append((index, bundle))
-        except Exception as error:
-            _fail(index, error, end)
+    running = _surviving(bundles, lambda bundle: bundle.capture(), end)
     while running:
-        launched = []
-        for index, bundle in running:
-            try:
-                bundle.launch_epoch()
-                launched.append((index, bundle))
-            except Exception as error:
-                _fail(index, error, end)
+        launched = _surviving(running, lambda bundle: bundle.launch_epoch(), end)
         for index, bundle in launched:
             try:
                 metrics = bundle.collect_epoch()
@@ -150,6 +138,23 @@ def _train_wave(
             if final is not None:
                 end(index, final)
         running = [(index, bundle) for index, bundle in launched if outcomes[index] is None]
+
+
+def _surviving(
+    bundles: list[tuple[int, Bundle]],
+    work: Callable[[Bundle], None],
+    end: Callable[[int, Outcome], None],
+) -> list[tuple[int, Bundle]]:
+    """The bundles whose `work` went through; each one that raised has ended (`_fail`)."""
+    kept = []
+    for index, bundle in bundles:
+        try:
+            work(bundle)
+        except Exception as error:
+            _fail(index, error, end)
+        else:
+            kept.append((index, bundle))
+    return kept
 
 
 def _fail(index: int, error: Exception, end: Callable[[int, Outcome], None]) -> None:
