@@ -253,9 +253,10 @@ def parse_spec(data: Any, source: str) -> SweepSpec:
         spec = SweepSpec.model_validate(dict(data))
     except ValidationError as error:
         raise SpecError(f"{source}: {_first_error(error)}") from None
-    count = math.prod(len(v) for v in spec.grid.values()) * spec.repeats
+    count = spec.trial_count
     if count > MAX_CONFIGS:
-        raise SpecError(f"{source}: the grid has {count} configurations, more than {MAX_CONFIGS}")
+        what = "the grid has" if spec.num_samples == 1 else f"{spec.num_samples} samples make"
+        raise SpecError(f"{source}: {what} {count} configurations, more than {MAX_CONFIGS}")
     return spec
 
 

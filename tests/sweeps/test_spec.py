@@ -44,6 +44,23 @@ def test_sampled_parameters_count_num_samples() -> None:
     assert spec.swept == ["batch_size", "lr", "activation"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"grid": {"batch_size": list(range(1, 102)), "lr": [0.001 * i for i in range(1, 101)]}},
+         "test: the grid has 10100 configurations, more than 10000"),
+        # Sampled specs count their samples: 2 x 5001 passed the cap before.
+        ({"grid": {"batch_size": [8, 16]}, "num_samples": 5001,
+          "sample": {"lr": {"loguniform": [0.001, 0.1]}}},
+         "test: 5001 samples make 10002 configurations, more than 10000"),
+    ],
+)  # fmt: skip
+def test_configuration_cap_counts_grid_repeats_and_samples(extra: dict, message: str) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec({**MINIMAL, **extra}, "test")
+    assert str(error.value) == message
+
+
 def test_override_sets_base_values_and_grid_axes() -> None:
     spec = load_spec("report-a-batch-size")
     changed = override(
