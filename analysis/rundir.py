@@ -7,9 +7,9 @@
           epochs/<id>.parquet  a row per configuration and epoch
           tune/                Ray Tune's own files
           plots/               the figures `sweeps report` draws
-          .lock                who writes the run (sweeps.runlock)
+          .lock                who writes the run (sweeps.run.runlock)
 
-sweeps writes it (sweeps.results, sweeps.runner) with these names, and everything that
+sweeps writes it (sweeps.record.results, sweeps.run.runner) with these names, and everything that
 reads a run reads it here. A run directory is a local path or a URI: `file://`, `s3://`,
 `gs://` (filesystem options in the query, as for `sweeps run --results`).
 """
@@ -17,6 +17,7 @@ reads a run reads it here. A run directory is a local path or a URI: `file://`, 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import fnmatch
 import json
 import os
@@ -39,6 +40,14 @@ LOCK = ".lock"
 # had the trainer's own; read under the new names, so old and new runs look alike.
 OLD_EPOCH_NAMES = {"loss": "train_loss", "accuracy": "train_accuracy"}
 _GLOB = re.compile(r"[*?\[]")
+
+
+class Status(enum.StrEnum):
+    """A configuration's `status` in the trials rows."""
+
+    DONE = "TERMINATED"  # trained every epoch (or stopped early by the scheduler)
+    FAILED = "ERROR"  # raised; `error` says what
+    DIVERGED = "DIVERGED"  # a loss stopped being a finite number; `error` says where
 
 
 class RunDataError(ValueError):

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.load import RunDataError, hashable, require_numeric
+from analysis.rundir import Status
 from analysis.settings import mark_reference
 
 REPORT_B_METRICS = [
@@ -35,7 +36,7 @@ def config_table(
         metrics = [m for m in DEFAULT_METRICS if m in trials.columns]
     require_numeric(trials, *metrics)
     frame = trials.assign(**{key: trials[key].map(hashable) for key in keys})
-    frame = frame.assign(_failed=frame["status"].ne("TERMINATED"), _all="all")
+    frame = frame.assign(_failed=frame["status"].ne(Status.DONE), _all="all")
     groups = frame.groupby(keys or ["_all"], sort=True, dropna=False)
     table = groups.agg(runs=("trial_id", "size"), failed=("_failed", "sum"))
     for metric in metrics:

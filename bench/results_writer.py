@@ -3,7 +3,7 @@ their own name (`acc_<activation>`), written one after another as trials end.
 
 Run: python bench/results_writer.py [--configs 200] [--results DIR]
 
-Each configuration is a one-epoch trial fed straight to `sweeps.results.RunWriter` (no
+Each configuration is a one-epoch trial fed straight to `sweeps.record.results.RunWriter` (no
 Ray, no training): what is timed is the writer alone, on a local disk. Printed as a
 Markdown table: the whole run, and the last 10 configurations (the cost of a new column
 when the folders already hold many files). Then the two folders are read back with
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeps.protocol import EPOCH, FINAL, decode, encode
-from sweeps.results import RunWriter
-from sweeps.storage import Place
+from analysis.place import Place
+from sweeps.record.protocol import EPOCH, FINAL, decode, encode
+from sweeps.record.results import RunWriter
 
 
 def one_trial(writer: RunWriter, index: int) -> None:

@@ -38,7 +38,7 @@ def local_ray() -> Iterator[None]:
 
 def run_cli(*args: str) -> int:
     """`sweeps ARGS` in this process; its exit code."""
-    from sweeps.cli import main
+    from sweeps.cli.app import main
 
     with pytest.raises(SystemExit) as exited:
         main(list(args))

@@ -9,11 +9,11 @@ import pytest
 import typer
 import yaml
 
+from analysis.place import Place
 from sweeps import __version__
-from sweeps.jobs import JobsError
-from sweeps.runner import ResultsWriteError
-from sweeps.spec import preset_names
-from sweeps.storage import Place
+from sweeps.cluster.jobs import JobsError
+from sweeps.plan.spec import preset_names
+from sweeps.run.runner import ResultsWriteError
 from tests.sweeps.conftest import run_cli
 
 
@@ -36,9 +36,9 @@ def test_help_lists_every_group_s_commands_in_order(capsys: pytest.CaptureFixtur
     # A command's row begins with its name; a wrapped description's next row with spaces.
     listed = [line.split()[1] for line in commands.splitlines() if line.startswith("│ ")
               and not line.startswith("│  ")]  # fmt: skip
-    assert listed == ["run", "resume", "presets", "show", "train",  # sweeps.cli
-                      "report", "threshold", "compare",  # sweeps.report_cli
-                      "submit", "jobs", "status", "logs", "stop"]  # sweeps.jobs_cli  # fmt: skip
+    assert listed == ["run", "resume", "presets", "show", "train",  # sweeps.cli.app
+                      "report", "threshold", "compare",  # sweeps.cli.report
+                      "submit", "jobs", "status", "logs", "stop"]  # sweeps.cli.jobs  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_main_maps_what_a_command_raises_to_its_exit_code(
     def raise_it() -> list[str]:
         raise raised
 
-    monkeypatch.setattr("sweeps.cli.preset_names", raise_it)
+    monkeypatch.setattr("sweeps.cli.app.preset_names", raise_it)
     assert run_cli("presets") == code
     assert capsys.readouterr().err == err
 
@@ -73,7 +73,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     def raise_it() -> list[str]:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("sweeps.cli.preset_names", raise_it)
+    monkeypatch.setattr("sweeps.cli.app.preset_names", raise_it)
     with pytest.raises(RuntimeError, match="a bug"):
         run_cli("presets")
 

@@ -59,7 +59,7 @@ def test_compare_names_the_corrupt_run(tmp_path: Path) -> None:
 
 def resumable_run(root: Path) -> Path:
     """The hand-made run with the resolved spec a real run saves."""
-    from sweeps.spec import parse_spec, to_yaml
+    from sweeps.plan.spec import parse_spec, to_yaml
 
     run_dir = write_run(root)
     spec = parse_spec({"name": "sweep", "dataset": "digits", "grid": {"batch_size": [64, 32]},

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweeps.runner import run_sweep
-from sweeps.spec import parse_spec
+from sweeps.plan.spec import parse_spec
+from sweeps.run.runner import run_sweep
 from tests.sweeps.conftest import PLUGINS, plugin_env
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sweeps.runlock import LEASE_S, LOCK, RunInUse, run_lock
-from sweeps.storage import Place
+from analysis.place import Place
+from sweeps.run.runlock import LEASE_S, LOCK, RunInUse, run_lock
 from tests.sweeps.conftest import plugin_env
 from tests.sweeps.test_faults import sleepy_spec, wait_for_rows
 from tests.sweeps.test_storage import s3_server  # noqa: F401  (a fixture)
@@ -31,8 +31,8 @@ def hold(location: str) -> subprocess.Popen[str]:
     """Another process that takes the run's lock, says so, and keeps it until killed."""
     code = textwrap.dedent(f"""
         import time
-        from sweeps.runlock import run_lock
-        from sweeps.storage import Place
+        from sweeps.run.runlock import run_lock
+        from analysis.place import Place
         with run_lock(Place.of({location!r})):
             print("held", flush=True)
             time.sleep(600)

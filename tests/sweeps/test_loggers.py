@@ -402,8 +402,8 @@ def test_a_resumed_run_drops_the_tensorboard_folders_of_unfinished_trials(tmp_pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from sweeps.storage import Place
-    from sweeps.tensorboard import TensorBoardLogger
+    from analysis.place import Place
+    from sweeps.record.tensorboard import TensorBoardLogger
 
     for name in ("alone", "pack-0", "pack-1", "killed-0"):
         (tmp_path / "tensorboard" / name).mkdir(parents=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sweeps.plan import (
+from sweeps.plan.groups import (
     GPU_BUNDLE_BYTES,
     MAX_BUNDLE,
     configurations,
@@ -14,7 +14,7 @@ from sweeps.plan import (
     pack_bundles,
     plan_run,
 )
-from sweeps.spec import load_spec, parse_spec, preset_names, read_yaml
+from sweeps.plan.spec import load_spec, parse_spec, preset_names, read_yaml
 from trainers import TrainConfig
 from trainers.fused import check_fusable
 from trainers.pack import MAX_BUNDLES

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sweeps import progress
+from sweeps.record import progress
 from tests.sweeps.conftest import plugin_env, run_cli
 from tests.sweeps.test_run import read, write_spec
 

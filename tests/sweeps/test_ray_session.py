@@ -1,4 +1,4 @@
-"""sweeps.ray_session and sweeps.reaper against real Rays, each in a subprocess of its own.
+"""sweeps.cluster.session and .reaper against real Rays, each in a subprocess of its own.
 
 Every Ray here runs with RAY_TMPDIR in a short folder of the test's (Unix socket paths
 must stay under 108 characters), token auth with a token of the test's (nothing is read
@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sweeps.ray_session import RayStartError, check_address
+from sweeps.cluster.session import RayStartError, check_address
 
 pytestmark = pytest.mark.slow
 
@@ -233,7 +233,7 @@ def test_embedded_ray_is_fresh_despite_a_stale_pointer(
     lines = run_python(
         """
         import json, time, psutil, ray
-        from sweeps.ray_session import ray_session
+        from sweeps.cluster.session import ray_session
         with ray_session(None, num_cpus=1) as started:
             node = ray._private.worker._global_node
             print(json.dumps({
@@ -271,7 +271,7 @@ def test_auto_with_a_stale_pointer_fails_fast_naming_it(ray_tmp: Path) -> None:
     started = time.monotonic()
     lines = run_python(
         """
-        from sweeps.ray_session import RayStartError, ray_session
+        from sweeps.cluster.session import RayStartError, ray_session
         try:
             with ray_session("auto"):
                 print("joined")
@@ -350,7 +350,7 @@ def test_check_fits_on_a_fixed_local_ray(ray_tmp: Path) -> None:
     lines = run_python(
         """
         import json
-        from sweeps.ray_session import ResourceError, check_fits, ray_session
+        from sweeps.cluster.session import ResourceError, check_fits, ray_session
         def fits(cpus, gpus, **options):
             try:
                 return check_fits(cpus, gpus, **options)
@@ -385,7 +385,7 @@ def test_join_without_the_clusters_token_fails_fast(cluster: Cluster, ray_tmp: P
     started = time.monotonic()
     lines = run_python(
         f"""
-        from sweeps.ray_session import RayStartError, check_address
+        from sweeps.cluster.session import RayStartError, check_address
         try:
             check_address({cluster.address!r})
         except RayStartError as error:
@@ -407,7 +407,7 @@ def test_join_a_cluster_and_detect_its_autoscaler(cluster: Cluster, ray_tmp: Pat
     lines = run_python(
         f"""
         import json, ray
-        from sweeps.ray_session import ResourceError, check_fits, ray_session
+        from sweeps.cluster.session import ResourceError, check_fits, ray_session
         with ray_session({cluster.address!r}) as joined:
             waits = check_fits(64, 0)
             try:
@@ -437,7 +437,7 @@ def test_join_from_a_machine_without_a_node_of_the_cluster_fails_fast(
     lines = run_python(
         f"""
         import ray._private.services
-        from sweeps.ray_session import RayStartError, ray_session
+        from sweeps.cluster.session import RayStartError, ray_session
         ray._private.services.find_node_ids = lambda: []
         try:
             with ray_session({cluster.address!r}):
@@ -462,7 +462,7 @@ def test_a_driver_killed_with_9_leaves_no_ray_processes(cluster: Cluster, ray_tm
     driver = start_python(
         python(
             f"""
-            from sweeps.ray_session import ray_session
+            from sweeps.cluster.session import ray_session
             AGENTS = {AGENTS!r}
             session = ray_session(None, num_cpus=1)
             session.__enter__()  # and never left: the driver is killed inside it

@@ -1,4 +1,4 @@
-"""sweeps.report_cli: `sweeps report --format ...` run as a user runs it (stdout is data, pipes
+"""sweeps.cli.report: `sweeps report --format ...` run as a user runs it (stdout is data, pipes
 cut nothing), `threshold` and `compare` on bad columns."""
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from sweeps.protocol import EPOCH, FINAL, decode, encode
-from sweeps.results import RunWriter, finished_configs
-from sweeps.storage import Place
+from analysis.place import Place
+from sweeps.record.fanout import Fanout
+from sweeps.record.protocol import EPOCH, FINAL, encode
+from sweeps.record.results import RunWriter, finished_configs
 from tests.sweeps.conftest import run_cli
 
 CONFIGS = [{"x": x, "lr": 0.1} for x in range(12)]
@@ -25,13 +26,13 @@ def epoch(number: int, **extra: object) -> dict[str, object]:
             "val_accuracy": 0.75, "epoch_time_s": 0.1, **extra}  # fmt: skip
 
 
-def train(writer: RunWriter, key: str, index: int, **extra: object) -> None:
+def train(fanout: Fanout, key: str, index: int, **extra: object) -> None:
     """A one-configuration trial of two epochs that reports `extra` every epoch."""
-    writer.start(key, [index])
+    fanout.start(key, [index])
     for number in (1, 2):
-        writer.report(key, decode(encode(EPOCH, [epoch(number, **extra)])))
-    writer.report(key, decode(encode(FINAL, [{**epoch(2, **extra), "test_accuracy": 0.7}])))
-    writer.end(key)
+        fanout.report(key, encode(EPOCH, [epoch(number, **extra)]))
+    fanout.report(key, encode(FINAL, [{**epoch(2, **extra), "test_accuracy": 0.7}]))
+    fanout.end(key, None)
 
 
 def frames(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -40,10 +41,11 @@ def frames(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_an_int_beyond_int64_is_kept_exactly_as_text(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    train(writer, "t1", 0, seed=12345)  # fits int64: the column starts as ints
-    train(writer, "t2", 1, seed=BIG)
-    train(writer, "t3", 2, seed=-(2**63) - 1)
-    train(writer, "t4", 3, seed=7)
+    fanout = Fanout(writer.configs, [], writer, [])
+    train(fanout, "t1", 0, seed=12345)  # fits int64: the column starts as ints
+    train(fanout, "t2", 1, seed=BIG)
+    train(fanout, "t3", 2, seed=-(2**63) - 1)
+    train(fanout, "t4", 3, seed=7)
     trials, epochs = frames(tmp_path)
     by_x = trials.set_index("x")["seed"]
     assert by_x.to_dict() == {0: "12345", 1: str(BIG), 2: str(-(2**63) - 1), 3: "7"}
@@ -55,8 +57,9 @@ def test_an_int_beyond_int64_is_kept_exactly_as_text(tmp_path: Path) -> None:
 def test_a_config_value_beyond_int64_is_kept_exactly_as_text(tmp_path: Path) -> None:
     configs = [{"seed": BIG}, {"seed": 3}]
     writer = RunWriter(Place.of(tmp_path), "run1", configs, 0.0)
-    train(writer, "t1", 0)
-    train(writer, "t2", 1)
+    fanout = Fanout(writer.configs, [], writer, [])
+    train(fanout, "t1", 0)
+    train(fanout, "t2", 1)
     trials, _ = frames(tmp_path)
     assert sorted(trials["seed"]) == sorted([str(BIG), "3"])
 
@@ -68,8 +71,9 @@ OWN_COLUMNS = {"run_id": "theirs", "trial_id": 7, "bundle_id": 1.5, "config_inde
 
 def test_a_metric_named_like_a_result_column_is_prefixed_in_both_folders(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    train(writer, "t1", 0)
-    train(writer, "t2", 1, **OWN_COLUMNS)
+    fanout = Fanout(writer.configs, [], writer, [])
+    train(fanout, "t1", 0)
+    train(fanout, "t2", 1, **OWN_COLUMNS)
     trials, epochs = frames(tmp_path)
     for frame in (trials, epochs):
         assert set(frame["run_id"]) == {"run1"} and set(frame["trial_id"]) == {"t1", "t2"}
@@ -93,14 +97,15 @@ def test_a_new_metric_name_per_configuration_rewrites_no_file_written_before(
 ) -> None:
     place = Place.of(tmp_path)
     writer = RunWriter(place, "run1", CONFIGS, 0.0)
+    fanout = Fanout(writer.configs, [], writer, [])
     for x in range(8):
-        train(writer, f"t{x}", x, **{f"acc_{x}": x / 10})
+        train(fanout, f"t{x}", x, **{f"acc_{x}": x / 10})
 
     def files() -> dict[str, int]:  # a rewrite lands as a new file renamed into place
         return {p.name: p.stat().st_ino for p in tmp_path.glob("*/*.parquet")}
 
     before = files()
-    train(writer, "t8", 8, acc_8=0.8)
+    train(fanout, "t8", 8, acc_8=0.8)
     rewritten = {name for name, inode in before.items() if files()[name] != inode}
     # At most the first file of each folder, which pyarrow takes a dataset's columns from.
     assert rewritten <= {"t0.parquet"}, rewritten
@@ -113,7 +118,8 @@ def test_a_new_metric_name_per_configuration_rewrites_no_file_written_before(
     (tmp_path / "trials" / "t0.parquet").unlink()
     assert finished_configs(place) == set(range(1, 9))
     resumed = RunWriter(place, "run1", CONFIGS, 0.0)
-    train(resumed, "t9", 9, acc_9=0.9)
+    fanout = Fanout(resumed.configs, [], resumed, [])
+    train(fanout, "t9", 9, acc_9=0.9)
     trials, epochs = frames(tmp_path)
     for frame in (trials, epochs):
         assert {f"acc_{x}" for x in range(1, 10)} <= set(frame.columns)
@@ -122,10 +128,11 @@ def test_a_new_metric_name_per_configuration_rewrites_no_file_written_before(
 
 def test_a_column_that_widens_is_one_type_in_every_file(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    train(writer, "t5", 5, f1=1)
-    train(writer, "t6", 6, other=1.0)  # a file without f1
-    train(writer, "t7", 7, f1=0.5)  # f1 now float: t5's ints widen with it
-    train(writer, "t8", 8, f1=BIG)  # and now text
+    fanout = Fanout(writer.configs, [], writer, [])
+    train(fanout, "t5", 5, f1=1)
+    train(fanout, "t6", 6, other=1.0)  # a file without f1
+    train(fanout, "t7", 7, f1=0.5)  # f1 now float: t5's ints widen with it
+    train(fanout, "t8", 8, f1=BIG)  # and now text
     for folder in ("trials", "epochs"):
         for path in (tmp_path / folder).glob("*.parquet"):
             schema = pq.read_schema(path)
@@ -136,7 +143,7 @@ def test_a_column_that_widens_is_one_type_in_every_file(tmp_path: Path) -> None:
 
 
 def test_tensorboard_and_w_and_b_curves_take_the_parquet_columns_names() -> None:
-    from sweeps.loggers import curves
+    from sweeps.record.curves import curves
 
     reported = {"loss": 0.5, "trial_id": 3, "status": 0.25, "x": 9.0, "acc_relu": 0.9}
     assert curves(reported, {"x": 1}) == {"train_loss": 0.5, "metric_trial_id": 3,

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweeps.plan import configurations
-from sweeps.spec import (
+from sweeps.plan.groups import configurations
+from sweeps.plan.spec import (
     SpecError,
     check_run_id,
     load_spec,

@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 import pytest
 
 import analysis
-from sweeps.storage import Place, StorageError
+from analysis.place import Place, StorageError
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip

@@ -10,8 +10,8 @@ from typing import Any
 
 from ray import tune
 
-from sweeps.protocol import EPOCH, FINAL, encode
-from sweeps.spec import DEFAULT_TRAINER
+from sweeps.plan.spec import DEFAULT_TRAINER
+from sweeps.record.protocol import EPOCH, FINAL, encode
 
 Trainer = Callable[..., dict[str, Any]]
 
@@ -48,8 +48,8 @@ def run_group(
     gpus: float = 0,
 ) -> None:
     """The Tune trainable: `config["group"]` indexes the plan's `groups`, whose
-    configurations train together (sweeps.plan): one bundle, or a pack of bundles of
-    `sizes`; `tune.with_parameters` supplies the rest. Reports follow sweeps.protocol."""
+    configurations train together (sweeps.plan.groups): one bundle, or a pack of bundles of
+    `sizes`; `tune.with_parameters` supplies the rest. Reports follow sweeps.record.protocol."""
     group = config["group"]
     members = [(configs or [])[index] for index in (groups or [])[group]]
     train = resolve_trainer(trainer)

@@ -1,5 +1,5 @@
 """What `sweeps report` shows of a run, computed once for every format: its tables, the
-threshold, the best trial, its figures, its HTML page. No printing: sweeps.report_cli
+threshold, the best trial, its figures, its HTML page. No printing: sweeps.cli.report
 writes it.
 """
 
@@ -13,6 +13,7 @@ from rich.text import Text
 
 from analysis import Run, Threshold, find_threshold, report_table
 from analysis.render import threshold_block, threshold_frame
+from analysis.rundir import Status
 from analysis.tables import config_keys
 
 
@@ -31,8 +32,8 @@ class Report:
     def summary(self) -> dict[str, Any]:
         counts = self.run.trials["status"].value_counts()
         return {"sweep": self.run.name, "id": self.run.id, "path": self.run.path,
-                "trials": len(self.run.trials), "finished": int(counts.get("TERMINATED", 0)),
-                "failed": int(counts.get("ERROR", 0)), "planned": self.run.planned,
+                "trials": len(self.run.trials), "finished": int(counts.get(Status.DONE, 0)),
+                "failed": int(counts.get(Status.FAILED, 0)), "planned": self.run.planned,
                 "in_progress": self.run.in_progress}  # fmt: skip
 
     def status(self) -> str:

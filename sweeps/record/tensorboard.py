@@ -2,10 +2,10 @@
 `tensorboard --logdir RUN_DIR` shows each configuration's curves by epoch and, in its
 HPARAMS view, their configs (TensorBoard infers the experiment from the sessions).
 
-The event files are written in the callback itself, not by tensorboardX's SummaryWriter:
+The event files are written here, in the listener, not by tensorboardX's SummaryWriter:
 its writer thread and exit hook raise where nothing can catch them (a full disk printed
 tracebacks after the run's one-line error); here a failed write raises in the callback,
-where sweeps.loggers stops this logger and the run goes on.
+where sweeps.record.loggers stops this logger and the run goes on.
 """
 
 from __future__ import annotations
@@ -20,32 +20,33 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
-from ray.tune.logger import LoggerCallback
 
+from analysis.place import Place
 from analysis.rundir import TRIALS
-from sweeps.storage import Place
+from sweeps.record.curves import CurveListener
+from sweeps.record.events import Configuration
 
 if TYPE_CHECKING:
     from tensorboardX.event_file_writer import EventsWriter
 
-    from sweeps.loggers import Member
-
 TENSORBOARD = "tensorboard"  # the run directory's folder of event files
-STEP = "training_iteration"  # where Ray's loggers look for the step: the epoch here
 
 
-class TensorBoardLogger(LoggerCallback):
+class TensorBoardLogger(CurveListener):
     """A configuration's curves as scalars by epoch, its config as the hparams of a
     session. A run in a bucket writes them in a local folder first and copies each
     configuration's once it ends."""
 
+    name = TENSORBOARD
+
     def __init__(self, run_dir: Place) -> None:
+        super().__init__()
         self.place = run_dir / TENSORBOARD
         self.root = self.place.path if run_dir.local else tempfile.mkdtemp(prefix="sweeps-tb-")
-        self.writers: dict[Member, EventsWriter] = {}
+        self.writers: dict[str, EventsWriter] = {}
 
-    def setup(self, *args: Any, **kwargs: Any) -> None:
-        self._drop_unfinished()
+    def setup(self) -> None:
+        self._guard(self._drop_unfinished)
 
     def _drop_unfinished(self) -> None:
         """A resumed run trains the configurations without a trials row again, under new
@@ -62,39 +63,38 @@ class TensorBoardLogger(LoggerCallback):
             if folder.name not in finished:
                 folder.fs.delete_dir(folder.path)
 
-    def log_trial_start(self, trial: Member) -> None:
+    def begin(self, configuration: Configuration) -> None:
         from tensorboardX.event_file_writer import EventsWriter
 
-        self._close(trial)
-        folder = os.path.join(self.root, trial.trial_id)
+        self._close(configuration.id)
+        folder = os.path.join(self.root, configuration.id)
         shutil.rmtree(folder, ignore_errors=True)  # a retry's epochs replace the last try's
         os.makedirs(folder)
         writer = EventsWriter(os.path.join(folder, "events"))
-        self.writers[trial] = writer
-        _write(writer, _session_start(trial.config))
+        self.writers[configuration.id] = writer
+        _write(writer, _session_start(configuration.config))
 
-    def log_trial_result(self, iteration: int, trial: Member, result: dict) -> None:
+    def log(self, configuration: Configuration, step: int, values: dict[str, float]) -> None:
         from tensorboardX.summary import scalar
 
-        writer = self.writers[trial]
-        for name, value in result.items():
-            if name != STEP:
-                _write(writer, scalar(name, value), step=result[STEP])
+        writer = self.writers[configuration.id]
+        for name, value in values.items():
+            _write(writer, scalar(name, value), step=step)
 
-    def log_trial_end(self, trial: Member, failed: bool = False) -> None:
-        writer = self.writers.get(trial)
+    def close(self, configuration: Configuration, failed: bool) -> None:
+        writer = self.writers.get(configuration.id)
         if writer is None:
             return
         _write(writer, _session_end(failed))
-        self._close(trial)
+        self._close(configuration.id)
         if not self.place.local:
             import pyarrow.fs as pafs
 
-            pafs.copy_files(os.path.join(self.root, trial.trial_id),
-                            (self.place / trial.trial_id).path,
+            pafs.copy_files(os.path.join(self.root, configuration.id),
+                            (self.place / configuration.id).path,
                             destination_filesystem=self.place.fs)  # fmt: skip
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def finished(self) -> None:
         self.abandon()
         if not self.place.local:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -102,12 +102,12 @@ class TensorBoardLogger(LoggerCallback):
     def abandon(self) -> None:
         """Close every file, whatever fails: after a failed write (a full disk) the run
         goes on without this logger."""
-        for trial in list(self.writers):
+        for trial_id in list(self.writers):
             with contextlib.suppress(OSError):
-                self._close(trial)
+                self._close(trial_id)
 
-    def _close(self, trial: Member) -> None:
-        writer = self.writers.pop(trial, None)
+    def _close(self, trial_id: str) -> None:
+        writer = self.writers.pop(trial_id, None)
         if writer is not None:
             writer.close()
 

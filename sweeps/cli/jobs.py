@@ -1,6 +1,6 @@
 """`sweeps submit | jobs | status | logs | stop`: sweeps as queued Ray Jobs on a cluster.
 
-Joined to the `sweeps` app by sweeps.cli; the work is in sweeps.jobs.
+Joined to the `sweeps` app by sweeps.cli.app; the work is in sweeps.cluster.jobs.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import typer
 from ray.job_submission import JobSubmissionClient
 from rich.table import Table
 
-from sweeps import jobs
-from sweeps.console import console, say
-from sweeps.options import (
+from sweeps.cli.console import console, say
+from sweeps.cli.options import (
     CallbackOption,
     CpusOption,
     EpochsOption,
@@ -30,7 +29,8 @@ from sweeps.options import (
     SpecArgument,
     resolve_sweep,
 )
-from sweeps.spec import SpecError
+from sweeps.cluster import jobs
+from sweeps.plan.spec import SpecError
 
 app = typer.Typer()
 
@@ -83,8 +83,8 @@ def submit(
 
         sweeps submit report-a-batch-size --address http://HEAD:8265 --results s3://bucket/sweeps
     """
-    from sweeps.plan import configurations
-    from sweeps.runner import check_configs, new_run_id
+    from sweeps.plan.groups import configurations
+    from sweeps.run.runner import check_configs, new_run_id
 
     # The callbacks are checked on the cluster, which needs their packages.
     sweep = resolve_sweep(

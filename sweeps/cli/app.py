@@ -1,7 +1,7 @@
 """The `sweeps` command line: thin over the library; errors become one line and an exit code.
 
 This module is the app: `run`, `resume`, `presets`, `show`, `train`, with the commands of
-sweeps.report_cli and sweeps.jobs_cli joined to it, and `main`, where every error becomes
+sweeps.cli.report and sweeps.cli.jobs joined to it, and `main`, where every error becomes
 one line. Exit codes: 0 success, 1 a failure while working (some trials failed, an
 interrupted run), 2 bad input (a spec, flag, file or address), in which case nothing was
 started.
@@ -19,9 +19,11 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from sweeps import __version__, jobs_cli, report_cli
-from sweeps.console import console, errors, fail, say
-from sweeps.options import (
+from sweeps import __version__
+from sweeps.cli import jobs as jobs_cli
+from sweeps.cli import report as report_cli
+from sweeps.cli.console import console, errors, fail, say
+from sweeps.cli.options import (
     CallbackOption,
     CpusOption,
     DashboardOption,
@@ -37,7 +39,7 @@ from sweeps.options import (
     SpecArgument,
     resolve_sweep,
 )
-from sweeps.spec import SpecError, load_spec, parse_override, preset_names, preset_path
+from sweeps.plan.spec import SpecError, load_spec, parse_override, preset_names, preset_path
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet.",
@@ -107,8 +109,8 @@ def run(
 
         sweeps run quickstart --callback wandb --dashboard
     """
-    from sweeps.loggers import check_callbacks
-    from sweeps.runner import run_sweep
+    from sweeps.record.loggers import check_callbacks
+    from sweeps.run.runner import run_sweep
 
     sweep = resolve_sweep(
         spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
@@ -149,9 +151,9 @@ def resume(
 
         sweeps resume results/quickstart/20261122-101500-3f2a --retry-failed
     """
-    from sweeps.loggers import check_callbacks
-    from sweeps.runner import read_run, resume_sweep
-    from sweeps.storage import Place
+    from analysis.place import Place
+    from sweeps.record.loggers import check_callbacks
+    from sweeps.run.runner import read_run, resume_sweep
 
     check_callbacks(read_run(Place.of(run_dir))[0])  # the loggers the run was started with
     with _dashboard(dashboard):
@@ -246,8 +248,9 @@ def final_table(result: dict[str, Any]) -> Table:
 def _conclude(outcome: Any) -> None:
     """The summary table, the errors, where the results are; exit 1 unless all finished."""
     from analysis.render import Whole
-    from sweeps.progress import summary_table
-    from sweeps.results import read_trials
+    from analysis.rundir import Status
+    from sweeps.record.progress import summary_table
+    from sweeps.record.results import read_trials
 
     trials = read_trials(outcome.run_dir)
     if len(trials):
@@ -255,11 +258,11 @@ def _conclude(outcome: Any) -> None:
         # Piped or in a log, at its full width: no id or number is cut.
         summary = Whole(summary_table(trials, sweep.swept, sweep.metric, sweep.mode))
         console.print(summary, crop=False)
-    for _, row in trials[trials["status"].isin(["ERROR", "DIVERGED"])].iterrows():
-        verb = "failed" if row["status"] == "ERROR" else "diverged"
+    for _, row in trials[trials["status"].isin([Status.FAILED, Status.DIVERGED])].iterrows():
+        verb = "failed" if row["status"] == Status.FAILED else "diverged"
         errors.print(f"trial {row['trial_id']} {verb}: {escape(str(row['error']))}",
                      highlight=False, soft_wrap=True)  # fmt: skip
-    done, diverged = outcome.counts.get("TERMINATED", 0), outcome.counts.get("DIVERGED", 0)
+    done, diverged = outcome.counts.get(Status.DONE, 0), outcome.counts.get(Status.DIVERGED, 0)
     console.print(
         f"{outcome.total} trials: {done} finished,"
         + (f" {diverged} diverged," if diverged else "")
@@ -277,7 +280,7 @@ def _conclude(outcome: Any) -> None:
 
 
 def _dashboard(shown: bool) -> contextlib.AbstractContextManager[None]:
-    from sweeps.ray_session import showing_dashboard
+    from sweeps.cluster.session import showing_dashboard
 
     return showing_dashboard(say) if shown else contextlib.nullcontext()
 
@@ -312,8 +315,8 @@ def main(argv: list[str] | None = None) -> None:
 def _exit_code(error: Exception) -> int | None:
     """A library error printed as one line; its exit code, or None for a bug. Imported
     here so that `sweeps --help` does not wait for Ray and torch."""
-    from sweeps.jobs import JobsError, JobsInputError
-    from sweeps.runner import ResultsWriteError
+    from sweeps.cluster.jobs import JobsError, JobsInputError
+    from sweeps.run.runner import ResultsWriteError
 
     if isinstance(error, (*_input_errors(), JobsInputError)):
         fail(str(error))
@@ -335,10 +338,10 @@ def _exit_code(error: Exception) -> int | None:
 def _input_errors() -> tuple[type[Exception], ...]:
     """The library's exceptions that mean bad input: exit 2, nothing started."""
     from analysis import RunDataError
-    from sweeps.ray_session import ResourceError
-    from sweeps.runlock import RunInUse
-    from sweeps.storage import StorageError
-    from sweeps.trainable import TrainerImportError
+    from analysis.place import StorageError
+    from sweeps.cluster.session import ResourceError
+    from sweeps.run.runlock import RunInUse
+    from sweeps.run.trainable import TrainerImportError
     from trainers import ConfigError, DataNotFoundError
 
     return (SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError,

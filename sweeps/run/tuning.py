@@ -1,5 +1,5 @@
-"""The Tuner of a run plan: one Tune trial per group, our callbacks instead of Tune's output
-(and instead of its loggers: sweeps.loggers logs each configuration of a group)."""
+"""The Tuner of a run plan: one Tune trial per group, and one callback of ours
+(sweeps.record.fanout) instead of Tune's output and loggers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
-from sweeps.callbacks import ResultsCallback, StopOnWriteFailure
-from sweeps.loggers import run_loggers
-from sweeps.plan import RunPlan
-from sweeps.progress import LiveProgress
-from sweeps.storage import Place
-from sweeps.trainable import run_group
+from analysis.place import Place
+from sweeps.plan.groups import RunPlan
+from sweeps.record.fanout import Fanout
+from sweeps.run.trainable import run_group
 
 # Tune copies these from the driver's environment into every trial actor's runtime_env,
 # which Ray's runtime_env agent logs in clear (session_*/logs/runtime_env_agent.log, mode
@@ -25,12 +23,9 @@ CREDENTIALS = frozenset(
 )
 
 
-def make_tuner(
-    plan: RunPlan, tune_dir: Place, name: str, dataset: Any, results: ResultsCallback
-) -> Any:
+def make_tuner(plan: RunPlan, tune_dir: Place, name: str, dataset: Any, fanout: Fanout) -> Any:
     """A Tuner whose trial `{"group": i}` trains `plan.groups[i]`; Tune's own files go to
-    `tune_dir/name` (a folder an attempt), the results through `results`, each
-    configuration's epochs to the spec's `callbacks` (TensorBoard under the run dir)."""
+    `tune_dir/name` (a folder an attempt), what the trials report to `fanout`."""
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - CREDENTIALS
@@ -42,15 +37,16 @@ def make_tuner(
     )  # fmt: skip
     scheduler = None
     if spec.scheduler == "asha":
-        epochs = [config.get("epochs", 20) for config in plan.configs]
+        from trainers import DEFAULTS
+
+        # A trainer of the user's that does not say its epochs: the built-in trainer's.
+        epochs = [planned or int(DEFAULTS["epochs"]) for planned in plan.epochs]
         scheduler = ASHAScheduler(
             metric=spec.metric,
             mode=spec.mode,
             grace_period=spec.grace_period,
             max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
         )
-    progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan)
-    loggers = run_loggers(plan, tune_dir.parent, results.writer.run_id)
     storage_path, storage_filesystem = tune_dir.for_tune()
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpus, "gpu": gpus}),
@@ -68,9 +64,9 @@ def make_tuner(
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             verbose=0,
-            stop=StopOnWriteFailure(results),
+            stop=fanout.stopper,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            callbacks=[results, progress, *loggers],
+            callbacks=[fanout],
             log_to_file=True,
         ),
     )

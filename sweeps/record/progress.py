@@ -6,10 +6,9 @@ so far. Anywhere else (`> log 2>&1`, a pipe, a Ray Job's log) a live display sho
 until it stops, so there each configuration gets one plain line as it ends (its id, swept
 values, metric, time) and a status line comes every `status_every_s()` seconds.
 
-Everything counts configurations, not Tune trials: a trial `{"group": i}` trains
-`plan.members(i)` (a fused bundle, or a pack of bundles) and reports them as `members`
-(sweeps.protocol). A configuration's id is its trials row's (sweeps.results): the Tune
-trial id, with `-<position>` in a group of several.
+Everything counts configurations, not Tune trials: it listens to the events of
+sweeps.record.fanout. A configuration's id is its trials row's: the Tune trial id, with
+`-<position>` in a group of several.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import time
 from typing import Any
 
 import pandas as pd
-from ray import tune
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -28,12 +26,11 @@ from rich.table import Table
 from rich.text import Text
 
 from analysis.render import rich_table
-from sweeps.plan import Config, RunPlan
-from sweeps.protocol import EPOCH, decode, divergence, scalars
-from sweeps.results import configuration_id
-from sweeps.spec import DEFAULT_TRAINER, SpecError
+from analysis.rundir import Status
+from sweeps.plan.groups import Config, RunPlan
+from sweeps.plan.spec import SpecError
+from sweeps.record.events import Configuration, Ended, Epoch, Listener, Started
 
-_DONE, _FAILED, _DIVERGED = "TERMINATED", "ERROR", "DIVERGED"
 # Off a terminal, a status line this often: a log of an hours-long sweep shows it is alive.
 STATUS_EVERY_ENV = "SWEEPS_STATUS_EVERY_S"
 
@@ -55,160 +52,128 @@ BAR_WIDTH = 20
 MAX_ROWS = 10  # running configurations the live display lists; a pack may train hundreds
 MIN_CONFIG_WIDTH = 12  # narrower than this, the config column goes: ids and numbers stay
 
-Key = tuple[str, int]  # (Tune trial id, position among its members)
-
 
 def make_console() -> Console:
     """Where progress goes: stderr, the data (the summary table) going to stdout."""
     return Console(stderr=True)
 
 
-class LiveProgress(tune.Callback):
-    """A Tune callback showing the sweep's progress, configuration by configuration."""
+class LiveProgress(Listener):
+    """The sweep's progress, configuration by configuration."""
 
     def __init__(self, swept: list[str], metric: str, mode: str, plan: RunPlan) -> None:
         self.total = plan.pending
         self.swept, self.metric, self.mode = swept, metric, mode
-        self.plan = plan
         self._console: Console | None = None
         self._live: Live | None = None
         self._started = self._drawn = self._said = time.monotonic()
         self._status_every_s = status_every_s()
-        self._trial_started: dict[str, float] = {}  # Tune trial id -> its attempt's start
         self._first_start: float | None = None  # the pace counts from here, not Ray's start
-        self._epochs: dict[Key, list[dict[str, Any]]] = {}  # a running member's reports
-        self._ended: set[Key] = set()
-        self._counts = {_DONE: 0, _DIVERGED: 0, _FAILED: 0}
+        self._running: dict[str, Configuration] = {}  # by id, in the order they started
+        self._attempt_started: dict[str, float] = {}  # by id: its last attempt's start
+        self._epochs: dict[str, list[dict[str, Any]]] = {}  # a running configuration's
+        self._ended = 0
+        self._counts = dict.fromkeys(Status, 0)
         self._work_done = 0  # epochs of the ended configurations (1 where epochs are unknown)
         self._best: tuple[float, str] | None = None  # among the ended configurations
-        default = _default_epochs(plan.spec.trainer)
-        self._planned = [_epochs_of(config, default) for config in plan.configs]
+        self._planned = plan.epochs
         self._total_work = sum(self._planned[i] or 1 for group in plan.groups for i in group)
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; consoles and live displays do not.
         return {**self.__dict__, "_console": None, "_live": None}
 
-    def setup(self, **info: Any) -> None:
+    def setup(self) -> None:
         self._started = self._drawn = self._said = time.monotonic()
         self._console = make_console()
         if self._console.is_terminal:
             self._live = Live(console=self._console, refresh_per_second=4, transient=False)
             self._live.start()
 
-    def members(self, trial: Any) -> list[Config]:
-        """The configurations a trial trains."""
-        return self.plan.members(trial.config["group"])
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._trial_started[trial.trial_id] = time.monotonic()
+    def started(self, event: Started) -> None:
+        configuration = event.configuration
+        now = time.monotonic()
         if self._first_start is None:
-            self._first_start = time.monotonic()
-        for position in range(len(self.members(trial))):
-            self._epochs.pop((trial.trial_id, position), None)  # a retry starts from scratch
+            self._first_start = now
+        self._running[configuration.id] = configuration
+        self._attempt_started[configuration.id] = now
+        self._epochs[configuration.id] = []  # a retry starts from scratch
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.on_trial_start(iteration, trials, trial)
+    def epoch(self, event: Epoch) -> None:
+        self._epochs.setdefault(event.configuration.id, []).append(event.metrics)
 
-    def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-    ) -> None:
-        report = decode(result)
-        if report is None:
-            return
-        for note in report.notes:
-            self._print(Text(f"note: {note} (trial {trial.trial_id})"))
-        for number, (position, metrics) in enumerate(report.placed()):
-            key = (trial.trial_id, position)
-            if key in self._ended:
-                continue  # a retried pack trains again what its first attempt finished
-            if report.kind == EPOCH:
-                self._epochs.setdefault(key, []).append(scalars(metrics))
-            else:
-                error = report.errors[number] if report.errors else None
-                self._end(trial, position, scalars(metrics), error)
+    def note(self, group: str, text: str) -> None:
+        self._print(Text(f"note: {text} (trial {group})"))
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        # Stopped early (ASHA), a configuration ends with no final report of its own.
-        for position in range(len(self.members(trial))):
-            self._end(trial, position, {}, None)
+    def ended(self, name: str, events: list[Ended]) -> None:
+        for event in events:
+            self._end(event)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from sweeps.callbacks import error_message
-
-        message = error_message(trial)
-        for position in range(len(self.members(trial))):
-            self._end(trial, position, {}, message)
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+    def tick(self) -> None:
         now = time.monotonic()
         if self._live is not None and now - self._drawn >= 0.25:
             self._drawn = now
-            self._live.update(self.render(trials))
+            self._live.update(self.render())
         elif (
             self._live is None
             and self._console is not None
             and now - self._said >= self._status_every_s
         ):
             self._said = now
-            self._print(self.status_line(trials))
+            self._print(self.status_line())
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
+    def finished(self) -> None:
         if self._live is not None:
-            self._live.update(self.render(trials))
+            self._live.update(self.render())
             self._live.stop()
             self._live = None
         elif self._console is not None:
-            self._print(self.status_line(trials, ended=True))
+            self._print(self.status_line(ended=True))
 
-    def _end(self, trial: Any, position: int, final: dict[str, Any], error: str | None) -> None:
-        key = (trial.trial_id, position)
-        if key in self._ended:
-            return
-        self._ended.add(key)
-        epochs = self._epochs.pop(key, [])
-        members = self.members(trial)
-        index = self.plan.groups[trial.config["group"]][position]
-        self._work_done += self._planned[index] or 1
-        why = error or divergence(epochs, final)
-        status = _FAILED if error else (_DIVERGED if why else _DONE)
+    def _end(self, event: Ended) -> None:
+        configuration, status = event.configuration, event.status
+        self._running.pop(configuration.id, None)
+        self._epochs.pop(configuration.id, None)
+        self._ended += 1
+        self._work_done += self._planned[configuration.index] or 1
         self._counts[status] += 1
-        value = _value({**(epochs[-1] if epochs else {}), **final}.get(self.metric))
-        config = self._config(members[position])
-        if status == _DONE and value is not None and self._better(value):
+        value = _value(event.last.get(self.metric))
+        config = self._config(configuration.config)
+        if status == Status.DONE and value is not None and self._better(value):
             self._best = value, config
         if self._live is not None:
             return  # the live display counts it; the summary table lists it at the end
-        seconds = time.monotonic() - self._trial_started.get(trial.trial_id, self._started)
-        member_id = configuration_id(trial.trial_id, position, len(members))
-        verb = {_DONE: "done", _DIVERGED: "diverged", _FAILED: "failed"}[status]
-        outcome = (f"{self.metric} {_number(value)}" if value is not None and status == _DONE
-                   else why or f"{self.metric} -")  # fmt: skip
-        count = f"{len(self._ended)}/{self.total} {verb}"
+        started = self._attempt_started.pop(configuration.id, self._started)
+        verb = {Status.DONE: "done", Status.DIVERGED: "diverged", Status.FAILED: "failed"}[status]
+        outcome = (f"{self.metric} {_number(value)}" if value is not None and status == Status.DONE
+                   else event.why or f"{self.metric} -")  # fmt: skip
+        count = f"{self._ended}/{self.total} {verb}"
+        seconds = time.monotonic() - started
         self._print(
-            _line(self._clock(), count, member_id, config, outcome, f"in {_duration(seconds)}")
-        )
+            _line(self._clock(), count, configuration.id, config, outcome,
+                  f"in {_duration(seconds)}")
+        )  # fmt: skip
 
-    def status_line(self, trials: list, ended: bool = False) -> Text:
+    def status_line(self, ended: bool = False) -> Text:
         """The counts, the ETA and the best so far, on one line for a log."""
-        done, running, pending, failed = self._tally(trials)
+        done, running, pending, failed = self._tally()
         counts = f"{done} done, {running} running, {pending} pending, {failed} failed"
         if ended:
-            return _line(self._clock(), f"{len(self._ended)}/{self.total} ended", counts)
-        eta = self._eta(trials)
-        best = self._best_so_far(trials)
+            return _line(self._clock(), f"{self._ended}/{self.total} ended", counts)
+        eta = self._eta()
+        best = self._best_so_far()
         return _line(
-            self._clock(), f"{len(self._ended)}/{self.total}", counts,
+            self._clock(), f"{self._ended}/{self.total}", counts,
             f"eta {_hms(eta)}" if eta is not None else "",
             f"best {self.metric} {_number(best[0])}  {best[1]}" if best is not None else "",
         )  # fmt: skip
 
-    def render(self, trials: list) -> RenderableType:
+    def render(self) -> RenderableType:
         """The live display: the counts and ETA, the running configurations, the best."""
-        done, running, pending, failed = self._tally(trials)
-        eta = self._eta(trials)
+        done, running, pending, failed = self._tally()
+        eta = self._eta()
         line = Text.assemble(
-            f"{len(self._ended)}/{self.total}  ",
+            f"{self._ended}/{self.total}  ",
             (f"{done} done", "green"), "  ", (f"{running} running", "cyan"),
             f"  {pending} pending",
             (f"  {failed} failed", "red") if failed else "",
@@ -218,66 +183,60 @@ class LiveProgress(tune.Callback):
         parts: list[RenderableType] = [line]
         if line.cell_len + BAR_WIDTH + 1 <= width:  # the bar only where the line stays whole
             bar = Table.grid(padding=(0, 1))
-            bar.add_row(ProgressBar(total=self.total, completed=len(self._ended),
+            bar.add_row(ProgressBar(total=self.total, completed=self._ended,
                                     width=BAR_WIDTH), line)  # fmt: skip
             parts = [bar]
-        rows = self._running_rows(trials)
+        rows = self._running_rows()
         if rows:
             parts.append(running_table(rows, self.metric, width))
-        best = self._best_so_far(trials)
+        best = self._best_so_far()
         if best is not None:
             parts.append(Text(f"best {self.metric} {_number(best[0])}  {best[1]}", style="dim"))
         return Group(*parts)
 
-    def _running_rows(self, trials: list) -> list[tuple[str, str, str, str]]:
+    def _running_rows(self) -> list[tuple[str, str, str, str]]:
         """(id, epoch, latest metric, config) of each running configuration, MAX_ROWS at
         most and then a row saying how many more."""
         rows = []
-        for trial, position, epochs in self._running(trials):
-            members = self.members(trial)
-            member_id = configuration_id(trial.trial_id, position, len(members))
-            planned = self._planned[self.plan.groups[trial.config["group"]][position]]
+        for configuration, epochs in self._in_progress():
+            planned = self._planned[configuration.index]
             last = epochs[-1] if epochs else {}
             epoch = str(last.get("epoch", len(epochs))) if epochs else "-"
             value = _value(last.get(self.metric))
-            rows.append((member_id, f"{epoch}/{planned}" if planned else epoch,
+            rows.append((configuration.id, f"{epoch}/{planned}" if planned else epoch,
                          _number(value) if value is not None else "-",
-                         self._config(members[position])))  # fmt: skip
+                         self._config(configuration.config)))  # fmt: skip
         if len(rows) > MAX_ROWS:
             rows = [*rows[:MAX_ROWS], (f"+{len(rows) - MAX_ROWS} more", "", "", "")]
         return rows
 
-    def _running(self, trials: list) -> list[tuple[Any, int, list[dict[str, Any]]]]:
-        return [(trial, position, self._epochs.get((trial.trial_id, position), []))
-                for trial in trials if trial.status == "RUNNING"
-                for position in range(len(self.members(trial)))
-                if (trial.trial_id, position) not in self._ended]  # fmt: skip
+    def _in_progress(self) -> list[tuple[Configuration, list[dict[str, Any]]]]:
+        return [(configuration, self._epochs.get(id_, []))
+                for id_, configuration in self._running.items()]  # fmt: skip
 
-    def _tally(self, trials: list) -> tuple[int, int, int, int]:
-        # Ended configurations are counted from the callbacks: on an interrupt Tune marks
-        # the unfinished trials TERMINATED too.
-        done = self._counts[_DONE] + self._counts[_DIVERGED]
-        running = len(self._running(trials))
-        failed = self._counts[_FAILED]
-        return done, running, max(self.total - len(self._ended) - running, 0), failed
+    def _tally(self) -> tuple[int, int, int, int]:
+        done = self._counts[Status.DONE] + self._counts[Status.DIVERGED]
+        running = len(self._running)
+        failed = self._counts[Status.FAILED]
+        return done, running, max(self.total - self._ended - running, 0), failed
 
-    def _eta(self, trials: list) -> float | None:
+    def _eta(self) -> float | None:
         """Seconds left at the pace so far, measured in epochs where they are known."""
         work = self._work_done
-        for trial, position, epochs in self._running(trials):
-            planned = self._planned[self.plan.groups[trial.config["group"]][position]]
+        for configuration, epochs in self._in_progress():
+            planned = self._planned[configuration.index]
             work += min(len(epochs), planned) if planned else 0
-        if work == 0 or len(self._ended) >= self.total or self._first_start is None:
+        if work == 0 or self._ended >= self.total or self._first_start is None:
             return None
         elapsed = time.monotonic() - self._first_start
         return elapsed * (self._total_work - work) / work
 
-    def _best_so_far(self, trials: list) -> tuple[float, str] | None:
+    def _best_so_far(self) -> tuple[float, str] | None:
         best = self._best
-        for trial, position, epochs in self._running(trials):
+        for configuration, epochs in self._in_progress():
             value = _value(epochs[-1].get(self.metric)) if epochs else None
             if value is not None and (best is None or self._better(value, best[0])):
-                best = value, self._config(self.members(trial)[position])
+                best = value, self._config(configuration.config)
         return best
 
     def _better(self, value: float, than: float | None = None) -> bool:
@@ -320,21 +279,6 @@ def _line(*parts: str) -> Text:
     return Text("  ".join(part for part in parts if part))
 
 
-def _default_epochs(trainer: str) -> int | None:
-    if trainer != DEFAULT_TRAINER:
-        return None  # a user's trainer: epochs only where the config says
-    from trainers import DEFAULTS
-
-    return int(DEFAULTS["epochs"])
-
-
-def _epochs_of(config: Config, default: int | None) -> int | None:
-    epochs = config.get("epochs", default)
-    return (
-        epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else None
-    )
-
-
 def _value(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not math.isnan(value) else None
 
@@ -361,5 +305,5 @@ def summary_table(trials: pd.DataFrame, swept: list[str], metric: str, mode: str
                if c in trials.columns]  # fmt: skip
     columns = list(dict.fromkeys(["trial_id", *swept, "status", *metrics]))
     ordered = trials.sort_values(metric, ascending=mode == "min", na_position="last")
-    shown = ordered[columns].assign(status=ordered["status"].replace({_DONE: "done"}))
+    shown = ordered[columns].assign(status=ordered["status"].replace({Status.DONE.value: "done"}))
     return rich_table(shown.reset_index(drop=True))

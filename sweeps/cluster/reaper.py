@@ -1,6 +1,6 @@
 """A watchdog that cleans up after a driver killed with -9.
 
-`python sweeps/reaper.py PID` (or `python -m sweeps.reaper PID`) records, every half
+`python sweeps/cluster/reaper.py PID` (or `python -m sweeps.cluster.reaper PID`) records, every half
 second, the processes descended from the driver PID (the embedded Ray: GCS, raylet, its
 agents and workers). When the driver is gone it terminates those still running (SIGTERM,
 then SIGKILL) and exits. Ray's own fate-sharing takes the GCS and raylet down with a

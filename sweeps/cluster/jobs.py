@@ -33,7 +33,7 @@ from typing import Any
 
 from ray.job_submission import JobDetails, JobSubmissionClient
 
-from sweeps.spec import SweepSpec, to_yaml
+from sweeps.plan.spec import SweepSpec, to_yaml
 
 CONNECT_TIMEOUT_S = 10
 # A probe of the address before Ray's client, which waits about 47 s on a Ray address where
@@ -143,8 +143,8 @@ def check_address(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """BadAddress within about `timeout_s` unless something that may be Ray answers at
     `address`: a jobs API URL (http[s]://HOST[:PORT]) must accept a connection; a Ray
     address (HOST:PORT, ray://HOST:PORT, auto) gets the checks `sweeps run --address` makes."""
-    from sweeps.ray_session import RayStartError
-    from sweeps.ray_session import check_address as check_ray_address
+    from sweeps.cluster.session import RayStartError
+    from sweeps.cluster.session import check_address as check_ray_address
 
     if address.startswith(("http://", "https://")):
         _probe_tcp(address, *_http_host_port(address), timeout_s)
@@ -220,7 +220,7 @@ def _explain(
 def project_root() -> Path | None:
     """The source checkout to ship as the job's working dir, or None when sweeps is an
     installed package (the cluster's setup commands install it then)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").is_file() else None
 
 
@@ -286,7 +286,7 @@ def plan_shipment(root: Path) -> Shipment:
 
 
 # Ray's packaging logs each ignore file it honours at INFO; the shipment line says it all.
-_QUIET = logging.getLogger("sweeps.jobs.packaging")
+_QUIET = logging.getLogger("sweeps.cluster.jobs.packaging")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 

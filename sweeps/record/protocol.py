@@ -1,6 +1,6 @@
 """What a trial tells the driver, in one place: the trial side encodes, the driver decodes.
 
-A Tune trial trains a group of K >= 1 configurations (sweeps.plan) and reports
+A Tune trial trains a group of K >= 1 configurations (sweeps.plan.groups) and reports
 
     {"kind": "epoch", "members": [metrics of each configuration]}   after every epoch
     {"kind": "final", "members": [final metrics of each]}           when training returns

@@ -2,7 +2,7 @@
 
 A spec is a base trainer config plus a `grid` (the Cartesian product of its lists, as
 `tune.grid_search`), optional sampled parameters, `repeats` (the whole grid again with
-other seeds), the resources of one trial and how Tune schedules them (sweeps.plan lists
+other seeds), the resources of one trial and how Tune schedules them (sweeps.plan.groups lists
 its configurations). `SpecError` carries a one-line message naming the bad key and value.
 """
 
@@ -154,17 +154,17 @@ class SweepSpec(_Strict):
     grace_period: Annotated[int, Field(ge=1)] = 1
     max_failures: Annotated[int, Field(ge=0)] = 0
     # auto: configurations that differ only in activation, lr, loss, initializer or seed
-    # train as one fused model per trial (sweeps.plan); off: one trial per configuration.
+    # train as one fused model per trial (sweeps.plan.groups); off: one trial per configuration.
     fuse: Literal["auto", "off"] = "auto"
     # Configurations per fused trial, at most; auto: on the CPU enough bundles to keep
-    # every trial slot busy, at most 8; on a GPU as many as fit sweeps.plan's memory bound
+    # every trial slot busy, at most 8; on a GPU as many as fit sweeps.plan.groups's memory bound
     # (one process per GPU beats several time-slicing it). A run saves the number it used.
     max_bundle: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     # auto: on a GPU, the bundles of a run share as few Tune trials as keep every GPU
     # slot busy, each trial one process whose bundles' kernels overlap on CUDA streams
-    # (sweeps.plan); on: so on the CPU too (they take turns there); off: a trial a bundle.
+    # (sweeps.plan.groups); on: so on the CPU too (they take turns there); off: a trial a bundle.
     pack: Literal["auto", "on", "off"] = "auto"
-    # Where else each configuration's epochs and config go (sweeps.loggers): tensorboard
+    # Where else each configuration's epochs and config go (sweeps.record.loggers): tensorboard
     # (event files under the run directory), wandb, mlflow (Ray's loggers for them).
     callbacks: list[Literal["tensorboard", "wandb", "mlflow"]] = ["tensorboard"]
     results: str = "results"

@@ -3,19 +3,19 @@
 Everything that can be checked is checked before anything starts or is written: the
 trainer, every configuration against the data, the run id, the results location, the
 address, and whether any node can hold a trial. Then the run directory is made, the plan
-(sweeps.plan) fixed and saved, and Tune gets one trainable with the dataset in the
+(sweeps.plan.groups) fixed and saved, and Tune gets one trainable with the dataset in the
 object store.
 
     <results>/<sweep name>/<run id>/spec.yaml       the resolved spec
                                     manifest.json   versions, host, devices, times
-                                    trials/ epochs/ Parquet (sweeps.results)
+                                    trials/ epochs/ Parquet (sweeps.record.results)
                                     tune/           Tune's own files: run/, resume-1/, ...
 
 The Parquet rows are the truth of what is done: `resume` trains the configurations
 without a trials row, whatever became of Tune's own state, and those that failed for a
 cause outside the trainer (`RETRIED_BY_DEFAULT`), or every failed one if asked. One
-process at a time writes a run (sweeps.runlock). SIGTERM ends a run as Ctrl-C does
-(sweeps.sigterm).
+process at a time writes a run (sweeps.run.runlock). SIGTERM ends a run as Ctrl-C does
+(sweeps.run.sigterm).
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from analysis.rundir import EPOCHS, MANIFEST, SPEC, TRIALS, TUNE
+from analysis.place import Place
+from analysis.rundir import EPOCHS, MANIFEST, SPEC, TRIALS, TUNE, Status
 from sweeps import __version__
-from sweeps.plan import Config, RunPlan, configurations, packs_apply, plan_run
-from sweeps.progress import status_every_s
-from sweeps.ray_session import check_address, check_fits, ray_session
-from sweeps.results import FAILED, RunWriter, finished_configs, read_trials
-from sweeps.runlock import run_lock
-from sweeps.sigterm import TermAsInterrupt
-from sweeps.spec import (
+from sweeps.cluster.session import check_address, check_fits, ray_session
+from sweeps.plan.groups import Config, RunPlan, configurations, packs_apply, plan_run
+from sweeps.plan.spec import (
     DEFAULT_TRAINER,
     SpecError,
     SweepSpec,
@@ -54,11 +51,14 @@ from sweeps.spec import (
     read_yaml,
     to_yaml,
 )
-from sweeps.storage import Place
-from sweeps.trainable import resolve_trainer
+from sweeps.record.progress import status_every_s
+from sweeps.record.results import RunWriter, finished_configs, read_trials
+from sweeps.run.runlock import run_lock
+from sweeps.run.sigterm import TermAsInterrupt
+from sweeps.run.trainable import resolve_trainer
 
 # Tune's CSV/JSON loggers duplicate what the Parquet writer keeps, and its TensorBoard
-# logger would draw one curve for a whole fused bundle or pack: sweeps.loggers writes
+# logger would draw one curve for a whole fused bundle or pack: sweeps.record.loggers writes
 # TensorBoard per configuration instead. Its console output engine prints banners
 # whatever `verbose` says; our display replaces it.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -99,7 +99,7 @@ class RunOutcome:
 
     @property
     def failed(self) -> int:
-        return self.counts.get("ERROR", 0)
+        return self.counts.get(Status.FAILED, 0)
 
     @property
     def finished(self) -> int:
@@ -238,7 +238,7 @@ def resume_sweep(
 def _retried(run_dir: Place, every_failure: bool) -> dict[str, int]:
     """The failed configurations `resume` trains again: their trial ids -> their indices."""
     trials = read_trials(run_dir)
-    failed = trials[trials["status"] == FAILED]
+    failed = trials[trials["status"] == Status.FAILED]
     return {
         str(row["trial_id"]): int(row["config_index"])
         for _, row in failed.iterrows()
@@ -270,7 +270,7 @@ def _forget(run_dir: Place, trial_ids: set[str]) -> None:
 
 def _abandon(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int,
              say: Say) -> int:  # fmt: skip
-    """End a run that Tune could not end after a SIGTERM (sweeps.sigterm): its rows are
+    """End a run that Tune could not end after a SIGTERM (sweeps.run.sigterm): its rows are
     whole, so the manifest is finished from them; the exit code."""
     with contextlib.suppress(Exception):  # whatever fails here, the process ends now
         _finish(spec, run_dir, manifest, total)
@@ -357,12 +357,17 @@ def _say_fused(plan: RunPlan, say: Say) -> None:
 
 def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) -> None:
     """Train the plan's groups; ResultsWriteError if the results stopped being writable."""
-    from sweeps.callbacks import ResultsCallback
-    from sweeps.tuning import make_tuner
+    from sweeps.record.fanout import Fanout
+    from sweeps.record.loggers import run_loggers
+    from sweeps.record.progress import LiveProgress
+    from sweeps.run.tuning import make_tuner
 
-    writer = RunWriter(run_dir, run_id, plan.configs, float(plan.spec.resources.gpus))
-    results = ResultsCallback(writer, plan.groups)
-    tuner = make_tuner(plan, run_dir / TUNE, name, dataset, results)
+    spec = plan.spec
+    writer = RunWriter(run_dir, run_id, plan.configs, float(spec.resources.gpus))
+    progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan)
+    views = [progress, *run_loggers(spec, run_dir, run_id)]
+    fanout = Fanout(plan.configs, plan.groups, writer, views)
+    tuner = make_tuner(plan, run_dir / TUNE, name, dataset, fanout)
     # Tune logs every failed trial and its own bookkeeping; the Parquet rows and our
     # summary carry the trial errors, so its logger speaks only for itself when it fails.
     tune_logger = logging.getLogger("ray.tune")
@@ -372,8 +377,8 @@ def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) ->
         tuner.fit()
     finally:
         tune_logger.setLevel(level)
-    if results.failure is not None:
-        raise ResultsWriteError(run_dir, results.failure)
+    if fanout.failure is not None:
+        raise ResultsWriteError(run_dir, fanout.failure)
 
 
 def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int) -> RunOutcome:

@@ -1,7 +1,7 @@
 """`sweeps report`, `sweeps threshold`, `sweeps compare`: the analysis package at the CLI.
 
-Joined to the `sweeps` app by sweeps.cli; what they compute lives in analysis/ and, for
-the report, sweeps.reporting.
+Joined to the `sweeps` app by sweeps.cli.app; what they compute lives in analysis/ and, for
+the report, analysis.report.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from analysis.render import (
     rich_table,
     threshold_block,
 )
+from analysis.report import Report, build_report, figures, html_page
 from analysis.rundir import PLOTS
 from analysis.tables import config_keys
 from analysis.threshold import DEFAULT_THRESHOLD
-from sweeps.console import console, say
-from sweeps.reporting import Report, build_report, figures, html_page
+from sweeps.cli.console import console, say
 
 app = typer.Typer()
 RunArgument = Annotated[
@@ -41,7 +41,7 @@ FormatOption = Annotated[
 
 
 class BadInput(ValueError):
-    """A bad flag value: one line and exit 2 (sweeps.cli.main)."""
+    """A bad flag value: one line and exit 2 (sweeps.cli.app.main)."""
 
 
 def _format(value: str) -> str:

@@ -247,7 +247,7 @@ def keeping_sigterm() -> Iterator[None]:
     """The process's SIGTERM handling as it was before ray.init, which replaces it: in
     Python with a sys.exit, natively with a handler that dumps the stack and aborts (exit
     134), so that a plain `kill` of the driver left a stack dump and an unfinished run.
-    The caller decides what SIGTERM does (sweeps.sigterm: what Ctrl-C does)."""
+    The caller decides what SIGTERM does (sweeps.run.sigterm: what Ctrl-C does)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread sets handlers: ray.init leaves them alone too
         return
@@ -319,8 +319,8 @@ def _alive_node_ids(target: str, timeout_s: float) -> set[str] | None:
 
 
 def start_reaper() -> subprocess.Popen[bytes]:
-    """sweeps/reaper.py for this process: it ends what this process started if it is
-    killed with -9. Run by path, not `-m sweeps.reaper`, so it needs only psutil wherever
+    """sweeps/cluster/reaper.py for this process: it ends what this process started if it is
+    killed with -9. Run by path, not `-m sweeps.cluster.reaper`, so it needs only psutil wherever
     sweeps was imported from; its own session keeps it out of a Ctrl-C to the terminal's
     process group."""
     return subprocess.Popen(

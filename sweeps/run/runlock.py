@@ -31,8 +31,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from analysis.place import Place, StorageError
 from analysis.rundir import LOCK
-from sweeps.storage import Place, StorageError
 
 LEASE_S = 60.0
 RENEW_S = 15.0

@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from sweeps.spec import DEFAULT_TRAINER, Sampled, SweepSpec
+from sweeps.plan.spec import DEFAULT_TRAINER, Sampled, SweepSpec
 
 MAX_BUNDLE = 8  # the largest group `max_bundle: auto` makes on the CPU
 CPU_MIN_BATCH = 32  # below this a fused CPU step is no faster than K separate ones (Xeon)
@@ -67,6 +67,19 @@ class RunPlan:
     def pending(self) -> int:
         """Configurations the groups train."""
         return sum(len(group) for group in self.groups)
+
+    @property
+    def epochs(self) -> list[int | None]:
+        """Each configuration's planned epochs: its `epochs`, else the built-in trainer's
+        default; None where a trainer of the user's leaves them unsaid."""
+        default = None
+        if self.spec.trainer == DEFAULT_TRAINER:
+            from trainers import DEFAULTS
+
+            default = int(DEFAULTS["epochs"])
+        planned = [config.get("epochs", default) for config in self.configs]
+        return [epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0
+                else None for epochs in planned]  # fmt: skip
 
     def without(self, done: Iterable[int]) -> RunPlan:
         """The plan of what is left once the configurations `done` have results: the rest

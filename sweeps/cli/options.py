@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from sweeps.spec import SweepSpec, override, resolve_spec
+from sweeps.plan.spec import SweepSpec, override, resolve_spec
 
 SpecArgument = Annotated[
     str, typer.Argument(metavar="SPEC_OR_PRESET", help="A YAML file or a preset's name.")
