@@ -191,8 +191,9 @@ class LiveProgress(tune.Callback):
 
     def status_line(self, trials: list, ended: bool = False) -> Text:
         """The counts, the ETA and the best so far, on one line for a log."""
-        done, running, pending, failed = self._tally(trials)
-        counts = f"{done} done, {running} running, {pending} pending, {failed} failed"
+        done, diverged, running, pending, failed = self._tally(trials)
+        shown = f" {diverged} diverged," if diverged else ""  # the old line where none did
+        counts = f"{done} done,{shown} {running} running, {pending} pending, {failed} failed"
         if ended:
             return _line(self._clock(), f"{len(self._ended)}/{self.total} ended", counts)
         eta = self._eta(trials)
@@ -205,11 +206,12 @@ class LiveProgress(tune.Callback):
 
     def render(self, trials: list) -> RenderableType:
         """The live display: the counts and ETA, the running configurations, the best."""
-        done, running, pending, failed = self._tally(trials)
+        done, diverged, running, pending, failed = self._tally(trials)
         eta = self._eta(trials)
         line = Text.assemble(
             f"{len(self._ended)}/{self.total}  ",
-            (f"{done} done", "green"), "  ", (f"{running} running", "cyan"),
+            (f"{done} done", "green"), (f"  {diverged} diverged", "yellow") if diverged else "",
+            "  ", (f"{running} running", "cyan"),
             f"  {pending} pending",
             (f"  {failed} failed", "red") if failed else "",
             f"  {self._clock()}", f"  eta {_hms(eta)}" if eta is not None else "",
@@ -253,13 +255,14 @@ class LiveProgress(tune.Callback):
                 for position in range(len(self.members(trial)))
                 if (trial.trial_id, position) not in self._ended]  # fmt: skip
 
-    def _tally(self, trials: list) -> tuple[int, int, int, int]:
+    def _tally(self, trials: list) -> tuple[int, int, int, int, int]:
+        """Configurations done, diverged, running, pending and failed."""
         # Ended configurations are counted from the callbacks: on an interrupt Tune marks
         # the unfinished trials TERMINATED too.
-        done = self._counts[_DONE] + self._counts[_DIVERGED]
         running = len(self._running(trials))
-        failed = self._counts[_FAILED]
-        return done, running, max(self.total - len(self._ended) - running, 0), failed
+        pending = max(self.total - len(self._ended) - running, 0)
+        counts = self._counts
+        return counts[_DONE], counts[_DIVERGED], running, pending, counts[_FAILED]
 
     def _eta(self, trials: list) -> float | None:
         """Seconds left at the pace so far, measured in epochs where they are known."""

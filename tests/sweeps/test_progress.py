@@ -4,17 +4,22 @@ display with an ETA and the running configurations on one. Real runs on a real R
 from __future__ import annotations
 
 import io
+import math
 import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
 
 from sweeps import progress
+from sweeps.plan import configurations, plan_run
+from sweeps.protocol import EPOCH, FINAL, encode
+from sweeps.spec import parse_spec
 from tests.sweeps.conftest import plugin_env, run_cli
 from tests.sweeps.test_run import read, write_spec
 
@@ -169,3 +174,45 @@ def test_a_bad_status_interval_is_one_line_before_anything_starts(
         "error: SWEEPS_STATUS_EVERY_S must be a number of seconds > 0, got 'abc'"
     ]
     assert not results.exists()
+
+
+def test_the_counts_show_diverged_configurations_apart_from_the_done_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They were counted as done: a sweep whose every configuration diverged read as a
+    success. The counts keep their old text while nothing has diverged."""
+    screen = io.StringIO()
+    monkeypatch.setattr(progress, "make_console", lambda: Console(file=screen, width=200))
+    spec = parse_spec({"name": "counts", "trainer": "user_trainers:steady", "dataset": None,
+                       "base": {"epochs": 1}, "grid": {"x": [1, 2, 3, 4]},
+                       "resources": {"gpus": 0}}, "test")  # fmt: skip
+    plan = plan_run(spec, configurations(spec), slots=1)
+    live = progress.LiveProgress(spec.swept, "val_accuracy", "max", plan)
+    live.setup()
+    trials = [SimpleNamespace(trial_id=f"t{group}", config={"group": group}, status="PENDING")
+              for group in range(4)]  # fmt: skip
+
+    def train(trial: SimpleNamespace, loss: float) -> None:
+        trial.status = "RUNNING"
+        live.on_trial_start(0, trials, trial)
+        metrics = {"epoch": 1, "loss": loss, "val_loss": loss, "val_accuracy": 0.5}
+        live.on_trial_result(0, trials, trial, encode(EPOCH, [metrics]))
+        live.on_trial_result(0, trials, trial, encode(FINAL, [metrics]))
+        trial.status = "TERMINATED"
+
+    def counts(line: str) -> str:
+        return line.split("  ")[2]  # after the clock and the configurations ended
+
+    train(trials[0], 0.3)
+    assert counts(live.status_line(trials).plain) == "1 done, 0 running, 3 pending, 0 failed"
+    train(trials[1], math.nan)
+    train(trials[2], math.inf)
+    trials[3].status = "RUNNING"
+    live.on_trial_start(0, trials, trials[3])
+    expected = "1 done, 2 diverged, 1 running, 0 pending, 0 failed"
+    assert counts(live.status_line(trials).plain) == expected
+    assert counts(live.status_line(trials, ended=True).plain) == expected
+    drawn = Console(file=io.StringIO(), width=200)
+    drawn.print(live.render(trials))
+    live_counts = drawn.file.getvalue().splitlines()[0]  # type: ignore[attr-defined]
+    assert "1 done  2 diverged  1 running  0 pending" in live_counts, live_counts
