@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.load import Run, RunDataError, hashable, require_numeric
+from analysis.rundir import DEFAULT_METRIC
 from analysis.settings import ABSENT, Difference, value_text
 from analysis.tables import config_keys, config_table
 
@@ -32,7 +33,7 @@ class Comparison:
     forced: bool
 
 
-def compare_runs(a: Run, b: Run, metric: str = "val_accuracy", force: bool = False) -> Comparison:
+def compare_runs(a: Run, b: Run, metric: str = DEFAULT_METRIC, force: bool = False) -> Comparison:
     """Pair the configurations of `a` and `b` (see the module docstring); RunDataError
     naming the differing keys when none pairs and `force` is off."""
     for name, run in (("first", a), ("second", b)):
@@ -65,7 +66,7 @@ def compare_table(
     trials_a: pd.DataFrame,
     trials_b: pd.DataFrame,
     swept: list[str],
-    metric: str = "val_accuracy",
+    metric: str = DEFAULT_METRIC,
 ) -> pd.DataFrame:
     """Two trials frames matched on the swept parameters alone (seeds averaged), as
     paired_table lays them out; compare_runs matches on every config key instead."""

@@ -32,6 +32,7 @@ from analysis.plots import (
     parallel_coordinates,
     split_by,
 )
+from analysis.rundir import DEFAULT_METRIC
 from analysis.settings import reference_differences, value_text
 from analysis.tables import config_keys
 from analysis.threshold import Threshold, infer_mode
@@ -76,7 +77,7 @@ def run_figures(run: Run, threshold: Threshold | None = None) -> Iterator[Plot]:
     A's batch-size answer) is marked on the figure of its parameter."""
     trials, title = run.trials, run.title
     keys = config_keys(run.swept)
-    metric = str(run.spec.get("metric", "val_accuracy"))
+    metric = str(run.spec.get("metric", DEFAULT_METRIC))
     mode = run.spec.get("mode") or infer_mode(metric)
     orders = {key: list(values) for key, values in (run.spec.get("grid") or {}).items()}
     scored = (metric in trials.columns and pd.api.types.is_numeric_dtype(trials[metric])

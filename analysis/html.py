@@ -19,6 +19,7 @@ import yaml
 
 from analysis.load import Run
 from analysis.render import display_frame
+from analysis.rundir import DEFAULT_METRIC
 
 REPORT_HTML = "report.html"  # in the run directory, beside plots/
 TRIAL_COLUMNS = ("status", "val_accuracy", "val_loss", "test_accuracy", "epochs_completed",
@@ -90,7 +91,7 @@ def figure_html(name: str, png: bytes) -> str:
 
 def trials_frame(run: Run) -> pd.DataFrame:
     """Every trial: its id, its swept values, how it ended and its main figures."""
-    metric = str(run.spec.get("metric", "val_accuracy"))
+    metric = str(run.spec.get("metric", DEFAULT_METRIC))
     wanted = ["trial_id", *run.swept, *dict.fromkeys([metric, *TRIAL_COLUMNS])]
     return run.trials[[c for c in wanted if c in run.trials.columns]]
 

@@ -173,8 +173,12 @@ def threshold_block(result: Threshold) -> Group:
             parts.append(Text("The report's single-run rule and the noise disagree: the "
                               "difference between them is within seed-to-seed noise.",
                               style="yellow"))  # fmt: skip
-    if result.dropped:
-        parts.append(Text(f"{result.dropped} trial(s) without {result.metric} left out",
+    unmeasured = result.dropped - result.diverged
+    if unmeasured:
+        parts.append(Text(f"{unmeasured} trial(s) without {result.metric} left out",
                           style="dim"))  # fmt: skip
+    if result.diverged:
+        parts.append(Text(f"{result.diverged} diverged trial(s) left out: their"
+                          f" {result.metric} measures nothing", style="dim"))  # fmt: skip
     parts.append(Whole(rich_table(threshold_frame(result))))
     return Group(*parts)

@@ -13,8 +13,9 @@ from rich.text import Text
 
 from analysis import Run, Threshold, find_threshold, report_table
 from analysis.render import threshold_block, threshold_frame
-from analysis.rundir import Status
+from analysis.rundir import DEFAULT_METRIC, Status
 from analysis.tables import config_keys
+from analysis.threshold import measured
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Report:
     table: pd.DataFrame
     sources: list[str]
     threshold: Threshold | None  # when the sweep varies batch_size
-    best: pd.DataFrame  # the best trial's row; empty when no trial has the metric
+    best: pd.DataFrame  # the best trial's row; empty when no finished trial has the metric
     metric: str
 
     def summary(self) -> dict[str, Any]:
@@ -39,7 +40,9 @@ class Report:
     def status(self) -> str:
         s = self.summary()
         head = f"{s['sweep']} run {s['id']}: "
-        counts = f"{s['finished']} finished, {s['failed']} failed"
+        diverged = int(self.run.trials["status"].eq(Status.DIVERGED).sum())
+        shown = f" {diverged} diverged," if diverged else ""  # the old line where none did
+        counts = f"{s['finished']} finished,{shown} {s['failed']} failed"
         planned, written = s["planned"], s["trials"]
         if self.run.in_progress:
             # No finished_at in its manifest: the run is still going, or its driver died.
@@ -62,7 +65,8 @@ class Report:
         return tables
 
     def notes(self) -> list[str]:
-        """The lines after the tables: the rule on each reference's figures, the best trial."""
+        """The lines after the tables: the rule on each reference's figures, the best trial
+        or why there is none."""
         lines = []
         if self.threshold is not None:
             lines += [f"the same rule on ref{index}'s figures: {answer}"
@@ -72,6 +76,8 @@ class Report:
             config = "  ".join(f"{key}={best[key]}" for key in self.run.swept)
             score = f"{self.metric} {best[self.metric]:.4f}"
             lines.append(f"best: {best['trial_id']}  {config}  {score}")
+        else:
+            lines.append(_no_best(self.run.trials, self.metric))
         return lines
 
 
@@ -81,22 +87,38 @@ def build_report(run: Run) -> Report:
     # Report A's rule compares batch sizes of one model: with another axis swept, its
     # levels would pool different models as if they were repeats.
     alone = config_keys(run.swept) == ["batch_size"]
-    threshold = find_threshold(trials) if alone else None
-    metric = run.spec.get("metric", "val_accuracy")
+    # Where trials diverged and none finished there is nothing to find a threshold in, and
+    # the notes say why; a run whose trials all failed keeps find_threshold's error.
+    nothing_measured = measured(trials, DEFAULT_METRIC).empty
+    diverged = trials["status"].eq(Status.DIVERGED).any()
+    threshold = find_threshold(trials) if alone and not (nothing_measured and diverged) else None
+    metric = run.spec.get("metric", DEFAULT_METRIC)
     best = _best_trial(trials, run.swept, metric, run.spec.get("mode", "max"))
     return Report(run, title, table, sources, threshold, best, metric)
 
 
 def _best_trial(trials: pd.DataFrame, swept: list[str], metric: str, mode: str) -> pd.DataFrame:
-    """The best trial as one row: trial_id, the swept parameters, the metric."""
+    """The best trial as one row: trial_id, the swept parameters, the metric; among the
+    finished trials only (a diverged one's metric measures nothing)."""
     columns = ["trial_id", *swept, metric]
-    if metric not in trials.columns:
-        return pd.DataFrame(columns=columns)
-    scored = trials.dropna(subset=[metric])
+    scored = measured(trials, metric)
     if scored.empty:
         return pd.DataFrame(columns=columns)
     best = scored[metric].idxmax() if mode == "max" else scored[metric].idxmin()
     return scored.loc[[best], columns].reset_index(drop=True)
+
+
+def _no_best(trials: pd.DataFrame, metric: str) -> str:
+    """Why no trial is the best: every configuration diverged, or how many diverged or
+    failed where no configuration finished with the metric."""
+    counts = trials["status"].value_counts()
+    if counts.get(Status.DIVERGED, 0) == len(trials):
+        return f"no best trial: all {len(trials)} configurations diverged"
+    outcomes = [f"{int(counts[status])} {word}"
+                for status, word in ((Status.DIVERGED, "diverged"), (Status.FAILED, "failed"))
+                if counts.get(status, 0)]  # fmt: skip
+    why = f": {', '.join(outcomes)}" if outcomes else ""
+    return f"no best trial: no configuration finished with a finite {metric}{why}"
 
 
 def figures(report: Report) -> list[tuple[str, bytes, bool]]:

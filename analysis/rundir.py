@@ -39,6 +39,7 @@ LOCK = ".lock"
 # Runs written before the epochs' training metrics took the trials' names (train_loss)
 # had the trainer's own; read under the new names, so old and new runs look alike.
 OLD_EPOCH_NAMES = {"loss": "train_loss", "accuracy": "train_accuracy"}
+DEFAULT_METRIC = "val_accuracy"  # what a sweep is scored by when its spec names no metric
 _GLOB = re.compile(r"[*?\[]")
 
 

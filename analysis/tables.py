@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.load import RunDataError, hashable, require_numeric
-from analysis.rundir import Status
+from analysis.rundir import DEFAULT_METRIC, Status
 from analysis.settings import mark_reference
 
 REPORT_B_METRICS = [
@@ -66,7 +66,7 @@ def add_references(
 
 
 def batch_size_table(
-    trials: pd.DataFrame, references: list[dict[str, Any]], metric: str = "val_accuracy"
+    trials: pd.DataFrame, references: list[dict[str, Any]], metric: str = DEFAULT_METRIC
 ) -> tuple[pd.DataFrame, list[str]]:
     """Report A's table: batch sizes as columns, large to small; rows `metric`, its std
     when there are repeats, and each reference with our difference."""

@@ -7,6 +7,10 @@ mean accuracy, and the noise-aware answer also counts a change as insignificant 
 lies within the 95% interval of the difference of two means (Welch's t), i.e. inside the
 seed-to-seed noise, so a user sees when the single-run answer is noise.
 
+Only finished trials count (`measured`): a diverged trial's figures are whatever its
+weights scored once its loss stopped being a number, a failed one's are from before it
+failed; neither measures its configuration.
+
 The rule knows the metric's direction: for a metric to minimise (a loss), the gain of a
 smaller batch is the drop, so "the first change <= threshold" reads "the first
 improvement <= threshold" whichever way is better. On accuracy that is the report's rule.
@@ -22,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunDataError, require_numeric
+from analysis.rundir import DEFAULT_METRIC, Status
 
 DEFAULT_THRESHOLD = 0.001
 
@@ -60,7 +65,8 @@ class Threshold:
     changes: list[Change]
     answer: Level | None  # the report's rule
     noise_aware: Level | None  # the report's rule, or the change within the noise
-    dropped: int  # rows without a metric (failed trials)
+    dropped: int  # rows left out: not finished, or without the parameter or a finite metric
+    diverged: int  # of `dropped`, the diverged trials
 
     @property
     def has_repeats(self) -> bool:
@@ -94,7 +100,7 @@ class Threshold:
 def find_threshold(
     trials: pd.DataFrame,
     param: str = "batch_size",
-    metric: str = "val_accuracy",
+    metric: str = DEFAULT_METRIC,
     threshold: float = DEFAULT_THRESHOLD,
     mode: str | None = None,
 ) -> Threshold:
@@ -104,9 +110,12 @@ def find_threshold(
     if mode not in ("max", "min"):
         raise RunDataError(f"mode must be 'max' or 'min', got {mode!r}")
     require_numeric(trials, param, metric)
-    usable = trials.dropna(subset=[param, metric])
+    usable = measured(trials, metric).dropna(subset=[param])
+    diverged = _diverged(trials)
     if usable.empty:
-        raise RunDataError(f"no trial has both {param!r} and {metric!r}")
+        # Said, or a user whose trials all diverged looks for a missing column.
+        why = f" ({diverged} diverged trials left out)" if diverged else ""
+        raise RunDataError(f"no trial has both {param!r} and {metric!r}{why}")
     levels = [
         _level(value, group[metric].to_numpy(dtype=float))
         for value, group in usable.groupby(param, sort=True)
@@ -136,7 +145,23 @@ def find_threshold(
         answer=None if first is None else levels[first + 1],
         noise_aware=None if noisy is None else levels[noisy + 1],
         dropped=len(trials) - len(usable),
+        diverged=diverged,
     )
+
+
+def measured(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The trials whose `metric` measures their configuration: finished (status
+    TERMINATED) with a finite value; see the module docstring. Rows without a status (a
+    reference's figures, a table made by hand) count as finished."""
+    if metric not in trials.columns:
+        return trials.iloc[:0]
+    values = pd.to_numeric(trials[metric], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    finished = trials["status"].eq(Status.DONE).to_numpy() if "status" in trials.columns else True
+    return trials[np.isfinite(values) & finished]
+
+
+def _diverged(trials: pd.DataFrame) -> int:
+    return int(trials["status"].eq(Status.DIVERGED).sum()) if "status" in trials.columns else 0
 
 
 def _level(value: Any, scores: np.ndarray) -> Level:

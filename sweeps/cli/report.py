@@ -25,7 +25,7 @@ from analysis.render import (
     threshold_block,
 )
 from analysis.report import Report, build_report, figures, html_page
-from analysis.rundir import PLOTS
+from analysis.rundir import DEFAULT_METRIC, PLOTS
 from analysis.tables import config_keys
 from analysis.threshold import DEFAULT_THRESHOLD
 from sweeps.cli.console import console, say
@@ -187,7 +187,7 @@ def threshold(
         "batch_size"
     ),
     metric: Annotated[str, typer.Option(help="The metric whose changes are compared.")] = (
-        "val_accuracy"
+        DEFAULT_METRIC
     ),
     threshold: Annotated[
         float, typer.Option(help="A change at or below this is insignificant.")
@@ -224,7 +224,7 @@ def _check_threshold(value: float) -> None:
 def compare(
     run_a: RunArgument,
     run_b: RunArgument,
-    metric: Annotated[str, typer.Option(help="The metric to compare.")] = "val_accuracy",
+    metric: Annotated[str, typer.Option(help="The metric to compare.")] = DEFAULT_METRIC,
     fmt: FormatOption = "table",
     force: Annotated[
         bool,

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from analysis.rundir import DEFAULT_METRIC
 from trainers.config import DATASETS
 
 DEFAULT_TRAINER = "trainers:train"
@@ -149,7 +150,7 @@ class SweepSpec(_Strict):
     resources: Resources = Resources()
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     scheduler: Literal["fifo", "asha"] = "fifo"
-    metric: str = "val_accuracy"
+    metric: str = DEFAULT_METRIC
     mode: Literal["max", "min"] = "max"
     grace_period: Annotated[int, Field(ge=1)] = 1
     max_failures: Annotated[int, Field(ge=0)] = 0

@@ -156,8 +156,9 @@ class LiveProgress(Listener):
 
     def status_line(self, ended: bool = False) -> Text:
         """The counts, the ETA and the best so far, on one line for a log."""
-        done, running, pending, failed = self._tally()
-        counts = f"{done} done, {running} running, {pending} pending, {failed} failed"
+        done, diverged, running, pending, failed = self._tally()
+        shown = f" {diverged} diverged," if diverged else ""  # the old line where none did
+        counts = f"{done} done,{shown} {running} running, {pending} pending, {failed} failed"
         if ended:
             return _line(self._clock(), f"{self._ended}/{self.total} ended", counts)
         eta = self._eta()
@@ -170,11 +171,12 @@ class LiveProgress(Listener):
 
     def render(self) -> RenderableType:
         """The live display: the counts and ETA, the running configurations, the best."""
-        done, running, pending, failed = self._tally()
+        done, diverged, running, pending, failed = self._tally()
         eta = self._eta()
         line = Text.assemble(
             f"{self._ended}/{self.total}  ",
-            (f"{done} done", "green"), "  ", (f"{running} running", "cyan"),
+            (f"{done} done", "green"), (f"  {diverged} diverged", "yellow") if diverged else "",
+            "  ", (f"{running} running", "cyan"),
             f"  {pending} pending",
             (f"  {failed} failed", "red") if failed else "",
             f"  {self._clock()}", f"  eta {_hms(eta)}" if eta is not None else "",
@@ -214,11 +216,13 @@ class LiveProgress(Listener):
         return [(configuration, self._epochs.get(id_, []))
                 for id_, configuration in self._running.items()]  # fmt: skip
 
-    def _tally(self) -> tuple[int, int, int, int]:
-        done = self._counts[Status.DONE] + self._counts[Status.DIVERGED]
+    def _tally(self) -> tuple[int, int, int, int, int]:
+        """Configurations done, diverged, running, pending and failed."""
         running = len(self._running)
-        failed = self._counts[Status.FAILED]
-        return done, running, max(self.total - self._ended - running, 0), failed
+        pending = max(self.total - self._ended - running, 0)
+        counts = self._counts
+        return (counts[Status.DONE], counts[Status.DIVERGED], running, pending,
+                counts[Status.FAILED])  # fmt: skip
 
     def _eta(self) -> float | None:
         """Seconds left at the pace so far, measured in epochs where they are known."""

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import RunDataError, find_threshold
+from analysis.threshold import measured
 
 REPORT_A = pd.DataFrame({
     "batch_size": [512, 256, 128, 64, 32, 16, 8],
@@ -135,3 +136,32 @@ def test_the_direction_is_printed_and_accuracy_keeps_the_reports_answer() -> Non
     assert "Direction: higher val_accuracy is better (mode max)" in console.export_text()
     with pytest.raises(RunDataError, match="mode must be 'max' or 'min', got 'up'"):
         find_threshold(REPORT_A, mode="up")
+
+
+def test_diverged_trials_are_no_level_and_no_measurement() -> None:
+    """A diverged trial's accuracy is whatever its broken weights scored: at a batch size
+    of its own it would be a level, beside finished ones it would drag the mean."""
+    finished = REPORT_A.assign(status="TERMINATED")
+    diverged = pd.DataFrame({"batch_size": [4, 32, 16], "val_accuracy": [0.098, 0.5, np.inf],
+                             "status": "DIVERGED"})  # fmt: skip
+    result = find_threshold(pd.concat([finished, diverged], ignore_index=True))
+    assert [level.value for level in result.levels] == [512, 256, 128, 64, 32, 16, 8]
+    assert result.lines() == REPORT_LINES
+    assert result.dropped == 3 and result.diverged == 3
+
+
+def test_only_finished_trials_with_a_finite_metric_are_measured() -> None:
+    trials = pd.DataFrame({
+        "trial_id": ["done", "diverged", "failed", "no_metric", "inf"],
+        "status": ["TERMINATED", "DIVERGED", "ERROR", "TERMINATED", "TERMINATED"],
+        "val_accuracy": [0.9, 0.95, 0.97, np.nan, np.inf],
+    })  # fmt: skip
+    assert list(measured(trials, "val_accuracy")["trial_id"]) == ["done"]
+    assert measured(trials, "test_accuracy").empty
+    assert list(measured(REPORT_A, "val_accuracy").index) == list(REPORT_A.index)  # no status
+
+
+def test_a_run_where_every_trial_diverged_has_no_threshold() -> None:
+    diverged = REPORT_A.assign(status="DIVERGED")
+    with pytest.raises(RunDataError, match=r"no trial has both .*\(7 diverged trials left out\)"):
+        find_threshold(diverged)

@@ -4,6 +4,7 @@ display with an ETA and the running configurations on one. Real runs on a real R
 from __future__ import annotations
 
 import io
+import math
 import re
 import subprocess
 import sys
@@ -14,7 +15,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from sweeps.plan.groups import configurations, plan_run
+from sweeps.plan.spec import parse_spec
 from sweeps.record import progress
+from sweeps.record.events import Listener
+from sweeps.record.fanout import Fanout
+from sweeps.record.protocol import EPOCH, FINAL, encode
 from tests.sweeps.conftest import plugin_env, run_cli
 from tests.sweeps.test_run import read, write_spec
 
@@ -169,3 +175,42 @@ def test_a_bad_status_interval_is_one_line_before_anything_starts(
         "error: SWEEPS_STATUS_EVERY_S must be a number of seconds > 0, got 'abc'"
     ]
     assert not results.exists()
+
+
+def test_the_counts_show_diverged_configurations_apart_from_the_done_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They were counted as done: a sweep whose every configuration diverged read as a
+    success. The counts keep their old text while nothing has diverged."""
+    screen = io.StringIO()
+    monkeypatch.setattr(progress, "make_console", lambda: Console(file=screen, width=200))
+    spec = parse_spec({"name": "counts", "trainer": "user_trainers:steady", "dataset": None,
+                       "base": {"epochs": 1}, "grid": {"x": [1, 2, 3, 4]},
+                       "resources": {"gpus": 0}}, "test")  # fmt: skip
+    plan = plan_run(spec, configurations(spec), slots=1)
+    live = progress.LiveProgress(spec.swept, "val_accuracy", "max", plan)
+    fanout = Fanout(plan.configs, plan.groups, Listener(), [live])
+    live.setup()
+
+    def train(group: int, loss: float) -> None:
+        fanout.start(f"t{group}", plan.groups[group])
+        metrics = {"epoch": 1, "loss": loss, "val_loss": loss, "val_accuracy": 0.5}
+        fanout.report(f"t{group}", encode(EPOCH, [metrics]))
+        fanout.report(f"t{group}", encode(FINAL, [metrics]))
+        fanout.end(f"t{group}", None)
+
+    def counts(line: str) -> str:
+        return line.split("  ")[2]  # after the clock and the configurations ended
+
+    train(0, 0.3)
+    assert counts(live.status_line().plain) == "1 done, 0 running, 3 pending, 0 failed"
+    train(1, math.nan)
+    train(2, math.inf)
+    fanout.start("t3", plan.groups[3])
+    expected = "1 done, 2 diverged, 1 running, 0 pending, 0 failed"
+    assert counts(live.status_line().plain) == expected
+    assert counts(live.status_line(ended=True).plain) == expected
+    drawn = Console(file=io.StringIO(), width=200)
+    drawn.print(live.render())
+    live_counts = drawn.file.getvalue().splitlines()[0]  # type: ignore[attr-defined]
+    assert "1 done  2 diverged  1 running  0 pending" in live_counts, live_counts
