@@ -9,7 +9,6 @@ started.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,9 +36,10 @@ from sweeps.cli.options import (
     RepeatsOption,
     SetOption,
     SpecArgument,
-    resolve_sweep,
+    overrides,
 )
-from sweeps.plan.spec import SpecError, load_spec, parse_override, preset_names, preset_path
+from sweeps.plan.overrides import parse_override
+from sweeps.plan.spec import SpecError, load_spec, preset_names, preset_path
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet.",
@@ -112,17 +112,16 @@ def run(
     from sweeps.record.loggers import check_callbacks
     from sweeps.run.runner import run_sweep
 
-    sweep = resolve_sweep(
-        spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
-        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle,
-        pack=pack, callbacks=callback,
-    )  # fmt: skip
+    sweep = overrides(
+        assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial, gpus=gpus_per_trial,
+        max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle, pack=pack,
+        callbacks=callback,
+    ).resolve(spec)  # fmt: skip
     check_callbacks(sweep)
-    with _dashboard(dashboard):
-        outcome = run_sweep(
-            sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
-            say=say,
-        )  # fmt: skip
+    outcome = run_sweep(
+        sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
+        say=say, dashboard=dashboard,
+    )  # fmt: skip
     _conclude(outcome)
 
 
@@ -156,9 +155,8 @@ def resume(
     from sweeps.run.runner import read_run, resume_sweep
 
     check_callbacks(read_run(Place.of(run_dir))[0])  # the loggers the run was started with
-    with _dashboard(dashboard):
-        outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir),
-                               retry_failed=retry_failed, say=say)  # fmt: skip
+    outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir),
+                           retry_failed=retry_failed, say=say, dashboard=dashboard)  # fmt: skip
     _conclude(outcome)
 
 
@@ -277,12 +275,6 @@ def _conclude(outcome: Any) -> None:
         )  # fmt: skip
     if outcome.failed or outcome.finished < outcome.total:
         raise typer.Exit(1)
-
-
-def _dashboard(shown: bool) -> contextlib.AbstractContextManager[None]:
-    from sweeps.cluster.session import showing_dashboard
-
-    return showing_dashboard(say) if shown else contextlib.nullcontext()
 
 
 def _text(path: Path | None) -> str | None:

@@ -27,7 +27,7 @@ from sweeps.cli.options import (
     RepeatsOption,
     SetOption,
     SpecArgument,
-    resolve_sweep,
+    overrides,
 )
 from sweeps.cluster import jobs
 from sweeps.plan.spec import SpecError
@@ -87,11 +87,11 @@ def submit(
     from sweeps.run.runner import check_configs, new_run_id
 
     # The callbacks are checked on the cluster, which needs their packages.
-    sweep = resolve_sweep(
-        spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial,
-        gpus=gpus_per_trial, max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle,
-        pack=pack, callbacks=callback,
-    )  # fmt: skip
+    sweep = overrides(
+        assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial, gpus=gpus_per_trial,
+        max_concurrent=max_concurrent, fuse=fuse, max_bundle=max_bundle, pack=pack,
+        callbacks=callback,
+    ).resolve(spec)  # fmt: skip
     if "://" not in results and not Path(results).is_absolute():
         raise SpecError(
             f"--results {results!r}: on a cluster give a shared absolute path or a URI"

@@ -1,5 +1,5 @@
 """The options more than one command takes, each declared once: `run` and `submit` make the
-same sweep from the same flags, by `resolve_sweep`.
+same sweep from the same flags, as one `Overrides`.
 
 Each is an Annotated alias that a command names in its own signature, where Typer reads
 the CLI from: one line a command, which keeps the parameter's type and its place in the
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from sweeps.plan.spec import SweepSpec, override, resolve_spec
+from sweeps.plan.overrides import Overrides
 
 SpecArgument = Annotated[
     str, typer.Argument(metavar="SPEC_OR_PRESET", help="A YAML file or a preset's name.")
@@ -101,8 +101,7 @@ DashboardOption = Annotated[
 ]
 
 
-def resolve_sweep(
-    spec: str,
+def overrides(
     assignments: list[str] | None,
     *,
     epochs: int | None,
@@ -114,14 +113,10 @@ def resolve_sweep(
     max_bundle: int | None,
     pack: Pack | None,
     callbacks: list[Callback] | None,
-) -> SweepSpec:
-    """The sweep a spec (or preset) and the shared options make: SpecError if it is bad."""
-    sweep = resolve_spec(
-        spec, assignments, epochs=epochs, repeats=repeats, cpus=cpus, gpus=gpus,
+) -> Overrides:
+    """The shared options of `run` and `submit` as one object."""
+    return Overrides(
+        tuple(assignments or ()), epochs=epochs, repeats=repeats, cpus=cpus, gpus=gpus,
         max_concurrent=max_concurrent, fuse=fuse and fuse.value, max_bundle=max_bundle,
-        pack=pack and pack.value,
+        pack=pack and pack.value, callbacks=tuple(name.value for name in callbacks or ()),
     )  # fmt: skip
-    if not callbacks:
-        return sweep
-    # Beside the spec's own callbacks: --callback adds a logger, it never drops one.
-    return override(sweep, callbacks=[*sweep.callbacks, *(name.value for name in callbacks)])

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+Say = Callable[[str], None]
 CONNECT_TIMEOUT_S = 30.0
 REAPER = Path(__file__).with_name("reaper.py")
 REAPER_STOP_S = 5.0
@@ -132,33 +133,18 @@ def _first_line(text: object) -> str:
 
 # --- the session -----------------------------------------------------------------------
 
-# Who is told the dashboard's URL (`showing_dashboard`); while none, an embedded Ray
-# starts without one: it costs a process and seconds of start-up.
-_DASHBOARD: list[Callable[[str], None]] = []
 
-
-@contextlib.contextmanager
-def showing_dashboard(say: Callable[[str], None]) -> Iterator[None]:
-    """Within it, an embedded Ray starts with its dashboard (on 127.0.0.1 only: it runs
-    any job it is sent), and `say` gets its URL once Ray is up; a joined cluster's too."""
-    _DASHBOARD.append(say)
-    try:
-        yield
-    finally:
-        _DASHBOARD.remove(say)
-
-
-def _say_dashboard(context: Any, embedded: bool) -> None:
-    if not _DASHBOARD:
+def _say_dashboard(context: Any, embedded: bool, dashboard: Say | None) -> None:
+    if dashboard is None:
         return
     url = getattr(context, "dashboard_url", None)
     if not url:  # an embedded Ray's failed to start (its log: session_*/logs/dashboard.log)
-        _DASHBOARD[-1](
+        dashboard(
             "Ray's dashboard did not start" if embedded else "the Ray cluster has no dashboard"
         )
     else:
         until = " (until the run ends)" if embedded else ""
-        _DASHBOARD[-1](f"Ray dashboard: http://{url}{until}{_login_note()}")
+        dashboard(f"Ray dashboard: http://{url}{until}{_login_note()}")
 
 
 def _login_note() -> str:
@@ -170,23 +156,29 @@ def _login_note() -> str:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator[bool]:
+def ray_session(
+    address: str | None, *, num_cpus: int | None = None, dashboard: Say | None = None
+) -> Iterator[bool]:
     """Ray for the length of a run: a fresh embedded one (address None or "local", sized by
     `num_cpus`, default all of this machine) or the cluster at `address` joined. Yields
     True if it started or joined Ray and shuts it down at the end; False if this process
-    had already called ray.init: that Ray is used as it is and left running."""
+    had already called ray.init: that Ray is used as it is and left running.
+
+    With `dashboard`, an embedded Ray starts with its dashboard (on 127.0.0.1 only: it runs
+    any job it is sent; else none: it costs a process and seconds of start-up), and
+    `dashboard` gets its URL once Ray is up; a joined cluster's too."""
     import ray
 
     if ray.is_initialized():
         yield False
         return
     if address is None or address == "local":
-        with _embedded_ray(num_cpus):
+        with _embedded_ray(num_cpus, dashboard):
             yield True
         return
     if num_cpus is not None:
         raise ValueError(f"num_cpus={num_cpus} sizes an embedded Ray, not the one at {address!r}")
-    _join(address)
+    _join(address, dashboard)
     try:
         yield True
     finally:
@@ -194,7 +186,7 @@ def ray_session(address: str | None, *, num_cpus: int | None = None) -> Iterator
 
 
 @contextlib.contextmanager
-def _embedded_ray(num_cpus: int | None) -> Iterator[None]:
+def _embedded_ray(num_cpus: int | None, dashboard: Say | None) -> Iterator[None]:
     import ray
 
     # The reaper starts before ray.init, so a driver killed while Ray starts up still
@@ -202,12 +194,12 @@ def _embedded_ray(num_cpus: int | None) -> Iterator[None]:
     reaper = start_reaper()
     try:
         try:
-            options = {**_INIT_OPTIONS, "include_dashboard": bool(_DASHBOARD)}
+            options = {**_INIT_OPTIONS, "include_dashboard": dashboard is not None}
             with keeping_sigterm():
                 context = ray.init(address="local", num_cpus=num_cpus, **options)
         except (ConnectionError, RuntimeError, TimeoutError) as error:
             raise RayStartError(f"cannot start a local Ray: {_first_line(error)}") from error
-        _say_dashboard(context, embedded=True)
+        _say_dashboard(context, True, dashboard)
         yield
     finally:
         # Also after a failed ray.init: it may have started a GCS or raylet already.
@@ -222,7 +214,7 @@ _INIT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _join(address: str) -> None:
+def _join(address: str, dashboard: Say | None) -> None:
     import ray
 
     found = _resolve_auto() if address == "auto" else address
@@ -239,7 +231,7 @@ def _join(address: str) -> None:
         raise RayStartError(
             f"cannot join the Ray cluster at {found!r}: {_first_line(error)}"
         ) from error
-    _say_dashboard(context, embedded=False)
+    _say_dashboard(context, False, dashboard)
 
 
 @contextlib.contextmanager

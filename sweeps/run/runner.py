@@ -158,8 +158,10 @@ def run_sweep(
     data_dir: str | None = None,
     run_id: str | None = None,
     say: Say = print,
+    dashboard: bool = False,
 ) -> RunOutcome:
-    """Run every configuration of `spec`; the outcome counts what was written."""
+    """Run every configuration of `spec`; the outcome counts what was written. With
+    `dashboard`, Ray's dashboard too, its URL said."""
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, configs, dataset)
@@ -167,7 +169,8 @@ def run_sweep(
     run_dir = new_run_dir(spec, results, run_id)
     status_every_s()  # a bad $SWEEPS_STATUS_EVERY_S is one line now, not once Ray is up
     check_address(address)
-    with TermAsInterrupt() as terminated, ray_session(address) as started:
+    shown = say if dashboard else None
+    with TermAsInterrupt() as terminated, ray_session(address, dashboard=shown) as started:
         notes: list[str] = []
         spec = _resolve_gpus(spec, embedded=address is None and started, say=notes.append)
         _check_fits(spec, say)
@@ -195,6 +198,7 @@ def resume_sweep(
     data_dir: str | None = None,
     retry_failed: bool = False,
     say: Say = print,
+    dashboard: bool = False,
 ) -> RunOutcome:
     """Continue an interrupted run: the configurations with results are kept, the others
     are trained (regrouped as a fresh run would group them), and so are those that failed
@@ -219,7 +223,8 @@ def resume_sweep(
             f" {len(configs) - plan.pending} of {len(configs)} configurations have results,"
             f" {plan.pending} to train{again}")  # fmt: skip
         if plan.pending:
-            with TermAsInterrupt() as terminated, ray_session(address):
+            shown = say if dashboard else None
+            with TermAsInterrupt() as terminated, ray_session(address, dashboard=shown):
                 _check_fits(spec, say)
                 manifest["resumed_at"].append(_now())
                 # Running again: until it ends, the run reads as in progress (sweeps report).

@@ -6,12 +6,11 @@ import pytest
 import yaml
 
 from sweeps.plan.groups import configurations
+from sweeps.plan.overrides import override, parse_override
 from sweeps.plan.spec import (
     SpecError,
     check_run_id,
     load_spec,
-    override,
-    parse_override,
     parse_spec,
     preset_names,
     to_yaml,
