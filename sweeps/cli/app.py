@@ -152,7 +152,8 @@ def resume(
     """
     from analysis.place import Place
     from sweeps.record.loggers import check_callbacks
-    from sweeps.run.runner import read_run, resume_sweep
+    from sweeps.run.manifest import read_run
+    from sweeps.run.runner import resume_sweep
 
     check_callbacks(read_run(Place.of(run_dir))[0])  # the loggers the run was started with
     outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir),
@@ -331,7 +332,7 @@ def _input_errors() -> tuple[type[Exception], ...]:
     """The library's exceptions that mean bad input: exit 2, nothing started."""
     from analysis import RunDataError
     from analysis.place import StorageError
-    from sweeps.cluster.session import ResourceError
+    from sweeps.cluster.resources import ResourceError
     from sweeps.run.runlock import RunInUse
     from sweeps.run.trainable import TrainerImportError
     from trainers import ConfigError, DataNotFoundError

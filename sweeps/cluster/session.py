@@ -31,17 +31,10 @@ Say = Callable[[str], None]
 CONNECT_TIMEOUT_S = 30.0
 REAPER = Path(__file__).with_name("reaper.py")
 REAPER_STOP_S = 5.0
-# The Ray cluster launcher writes this on an autoscaling head; Ray Tune's own test
-# (ray.tune.execution.cluster_info._is_ray_cluster) for "resources may still come".
-BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
 
 
 class RayStartError(ConnectionError):
     """Ray could not be started, or the cluster at an address cannot be joined."""
-
-
-class ResourceError(ValueError):
-    """A trial asks for more than any node of a fixed-size cluster has."""
 
 
 # --- addresses -------------------------------------------------------------------------
@@ -332,78 +325,3 @@ def stop_reaper(reaper: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         reaper.kill()
         reaper.wait()
-
-
-# --- resources -------------------------------------------------------------------------
-
-
-def check_fits(cpus: float, gpus: float, *, autoscaling: bool | None = None) -> str | None:
-    """With Ray up: can one alive node hold a trial of `cpus` CPUs and `gpus` GPUs? None if
-    so; if not, ResourceError on a fixed-size cluster, and on an autoscaling one the
-    message to print (trials wait for the autoscaler). `autoscaling` None: detected."""
-    import ray
-
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    if any(_holds(node, cpus, gpus) for node in nodes):
-        return None
-    shortfall = _shortfall(nodes, cpus, gpus)
-    if autoscaling is None:
-        autoscaling = _autoscaling()
-    if not autoscaling:
-        raise ResourceError(shortfall)
-    return f"{shortfall}: trials wait for the autoscaler to add a node that fits"
-
-
-def _holds(node: dict[str, float], cpus: float, gpus: float) -> bool:
-    return node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus
-
-
-def _shortfall(nodes: list[dict[str, float]], cpus: float, gpus: float) -> str:
-    most_cpus = max((node.get("CPU", 0) for node in nodes), default=0)
-    most_gpus = max((node.get("GPU", 0) for node in nodes), default=0)
-    cluster = (
-        f"cluster: {_count(sum(n.get('CPU', 0) for n in nodes), 'CPU')},"
-        f" {_count(sum(n.get('GPU', 0) for n in nodes), 'GPU')}"
-    )
-    if most_cpus < cpus:
-        asked, largest = _count(cpus, "CPU"), _count(most_cpus, "CPU")
-    elif most_gpus < gpus:
-        asked, largest = _count(gpus, "GPU"), _count(most_gpus, "GPU")
-    else:
-        return (
-            f"a trial asks for {_count(cpus, 'CPU')} and {_count(gpus, 'GPU')}"
-            f" but no node has both ({cluster})"
-        )
-    return f"a trial asks for {asked} but the largest node has {largest} ({cluster})"
-
-
-def _count(amount: float, unit: str) -> str:
-    return f"{amount:g} {unit}" + ("" if amount == 1 else "s")
-
-
-def _autoscaling() -> bool:
-    """Whether nodes may still join: never for a Ray this process started; for a cluster,
-    Ray Tune's test (the launcher's bootstrap config) or an autoscaler's node groups
-    that can grow (Ray Data's test). Under Ray Client neither can be read: assume so."""
-    import ray
-    from ray.util.client import ray as ray_client
-
-    worker = ray._private.worker
-    if worker._global_node is not None and worker._global_node.is_head():
-        return False
-    if ray_client.is_connected():
-        return True
-    return BOOTSTRAP_CONFIG.expanduser().exists() or _config_can_grow()
-
-
-def _config_can_grow() -> bool:
-    import ray._private.state
-
-    config = ray._private.state.state.get_cluster_config()
-    if config is None:
-        return False
-    return any(
-        group.max_count == -1 or group.max_count > group.min_count
-        for group in config.node_group_configs
-        if group.resources and group.max_count != 0
-    )

@@ -23,36 +23,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
-import platform
 import secrets
-import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import yaml
 
 from analysis.place import Place
-from analysis.rundir import EPOCHS, MANIFEST, SPEC, TRIALS, TUNE, Status
-from sweeps import __version__
-from sweeps.cluster.session import check_address, check_fits, ray_session
-from sweeps.plan.groups import Config, RunPlan, configurations, packs_apply, plan_run
+from analysis.rundir import EPOCHS, SPEC, TRIALS, TUNE, Status
+from sweeps.cluster.resources import resolve_gpus, say_if_waiting, slots
+from sweeps.cluster.session import check_address, ray_session
+from sweeps.plan.groups import Config, RunPlan, configurations, plan_run
 from sweeps.plan.spec import (
     DEFAULT_TRAINER,
     SpecError,
     SweepSpec,
     check_run_id,
-    parse_spec,
-    read_yaml,
     to_yaml,
 )
 from sweeps.record.progress import status_every_s
 from sweeps.record.results import RunWriter, finished_configs, read_trials
+from sweeps.run.manifest import new_manifest, now, read_run, write_manifest
 from sweeps.run.runlock import run_lock
 from sweeps.run.sigterm import TermAsInterrupt
 from sweeps.run.trainable import resolve_trainer
@@ -63,7 +57,6 @@ from sweeps.run.trainable import resolve_trainer
 # whatever `verbose` says; our display replaces it.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-AUTO_GPU_FRACTION = 0.25
 # The errors of a configuration that failed for a cause outside its trainer (its module
 # missing on a worker, its worker process or node gone): `resume` trains it again.
 RETRIED_BY_DEFAULT = (
@@ -172,17 +165,17 @@ def run_sweep(
     shown = say if dashboard else None
     with TermAsInterrupt() as terminated, ray_session(address, dashboard=shown) as started:
         notes: list[str] = []
-        spec = _resolve_gpus(spec, embedded=address is None and started, say=notes.append)
-        _check_fits(spec, say)
-        plan = plan_run(spec, configs, _slots(spec))
+        spec = resolve_gpus(spec, embedded=address is None and started, say=notes.append)
+        say_if_waiting(spec, say)
+        plan = plan_run(spec, configs, slots(spec))
         # Made once Ray is up (a cluster that cannot be joined leaves nothing), and only by
         # one process: another `run --run-id` of this id may have started with this one.
         with run_lock(run_dir, new=True):
             for note in notes:  # only once the run is known to go ahead: an error is one line
                 say(note)
             (run_dir / SPEC).write_text(to_yaml(plan.spec))
-            manifest = {**_manifest(plan.spec, run_id, address), "trials": len(configs)}
-            _write_manifest(run_dir, manifest)
+            manifest = {**new_manifest(plan.spec, run_id, address), "trials": len(configs)}
+            write_manifest(run_dir, manifest)
             total = len(configs)
             terminated.when_stuck(lambda: _abandon(plan.spec, run_dir, manifest, total, say))
             say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
@@ -225,16 +218,16 @@ def resume_sweep(
         if plan.pending:
             shown = say if dashboard else None
             with TermAsInterrupt() as terminated, ray_session(address, dashboard=shown):
-                _check_fits(spec, say)
-                manifest["resumed_at"].append(_now())
+                say_if_waiting(spec, say)
+                manifest["resumed_at"].append(now())
                 # Running again: until it ends, the run reads as in progress (sweeps report).
                 manifest.pop("finished_at", None)
                 manifest["trials"] = len(configs)
-                _write_manifest(run_dir, manifest)
+                write_manifest(run_dir, manifest)
                 total = len(configs)
                 terminated.when_stuck(lambda: _abandon(spec, run_dir, manifest, total, say))
                 _forget(run_dir, set(retried))
-                plan = plan.repacked(_slots(spec))
+                plan = plan.repacked(slots(spec))
                 _say_fused(plan, say)
                 _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
         return _finish(spec, run_dir, manifest, len(configs))
@@ -283,68 +276,6 @@ def _abandon(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: i
     return 1
 
 
-def read_run(run_dir: Place) -> tuple[SweepSpec, dict[str, Any]]:
-    """The resolved spec and the manifest a run saved; SpecError naming the file that is
-    missing or unreadable."""
-    if not (run_dir / SPEC).is_file():
-        raise SpecError(f"{run_dir.uri!r} is not a run directory (no {SPEC})")
-    texts = {}
-    for name in (SPEC, MANIFEST):
-        try:
-            texts[name] = (run_dir / name).read_text()
-        except (OSError, UnicodeDecodeError) as error:
-            raise SpecError(f"cannot read {run_dir / name}: {error}") from None
-    try:
-        data = read_yaml(texts[SPEC])
-    except yaml.YAMLError:
-        raise SpecError(f"{run_dir / SPEC}: not valid YAML") from None
-    spec = parse_spec(data, f"{run_dir / SPEC}")
-    try:
-        manifest = json.loads(texts[MANIFEST])
-    except json.JSONDecodeError as error:
-        raise SpecError(f"{run_dir / MANIFEST}: not valid JSON ({error})") from None
-    if not isinstance(manifest, dict):
-        raise SpecError(f"{run_dir / MANIFEST}: not the manifest of a run")
-    if not isinstance(spec.resources.gpus, float | int) or spec.max_bundle == "auto":
-        raise SpecError(f"{run_dir / SPEC}: not the resolved spec of a run")
-    return spec, manifest
-
-
-def _check_fits(spec: SweepSpec, say: Say) -> None:
-    message = check_fits(spec.resources.cpus, float(spec.resources.gpus))  # resolved
-    if message:
-        say(message)
-
-
-def _resolve_gpus(spec: SweepSpec, embedded: bool, say: Say) -> SweepSpec:
-    import ray
-
-    visible = ray.cluster_resources().get("GPU", 0)
-    gpus = spec.resources.gpus
-    if gpus == "auto":
-        # A pack is one process that owns its GPU; without packs several trials share one.
-        gpus = (1.0 if packs_apply(spec) else AUTO_GPU_FRACTION) if visible else 0.0
-    elif gpus > 0 and not visible and embedded:
-        say(f"no GPU on this machine: running on CPUs instead of {gpus} GPU per trial")
-        gpus = 0.0
-    if gpus == 0:
-        say(f"trials run on CPUs ({spec.resources.cpus:g} each)")
-    resources = spec.resources.model_copy(update={"gpus": gpus})
-    return spec.model_copy(update={"resources": resources})
-
-
-def _slots(spec: SweepSpec) -> int:
-    """Trials the cluster can run at once now."""
-    import ray
-
-    gpus, resources = float(spec.resources.gpus), ray.cluster_resources()
-    if gpus > 0:
-        slots = int(resources.get("GPU", 0) / gpus)
-    else:
-        slots = int(resources.get("CPU", 0) // spec.resources.cpus)
-    return min(slots, spec.max_concurrent or slots)
-
-
 def _say_fused(plan: RunPlan, say: Say) -> None:
     fused = plan.fused
     if fused:
@@ -389,55 +320,13 @@ def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) ->
 def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int) -> RunOutcome:
     trials = read_trials(run_dir)
     counts = {str(k): int(v) for k, v in trials["status"].value_counts().items()}
-    manifest.update(finished_at=_now(), trials=total, counts=counts)
+    manifest.update(finished_at=now(), trials=total, counts=counts)
     try:
-        _write_manifest(run_dir, manifest)
+        write_manifest(run_dir, manifest)
     except OSError as error:
         raise ResultsWriteError(run_dir, error) from None
     return RunOutcome(spec, run_dir.uri, total, counts)
 
 
-def _manifest(spec: SweepSpec, run_id: str, address: str | None) -> dict[str, Any]:
-    import ray
-    import torch
-
-    resources = ray.cluster_resources()
-    accelerators = sorted(
-        key.removeprefix("accelerator_type:")
-        for node in ray.nodes()
-        for key in node.get("Resources", {})
-        if key.startswith("accelerator_type:")
-    )
-    return {
-        "run_id": run_id,
-        "sweep": spec.name,
-        "command": sys.argv,
-        "sweeps": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "ray_address": address or "embedded",
-        "ray_gcs_address": ray.get_runtime_context().gcs_address,
-        "devices": {
-            "cpus": resources.get("CPU", 0),
-            "gpus": resources.get("GPU", 0),
-            "gpu_kinds": accelerators,
-        },
-        "gpus_per_trial": spec.resources.gpus,
-        "cpus_per_trial": spec.resources.cpus,
-        "started_at": _now(),
-    }
-
-
-def _write_manifest(run_dir: Place, manifest: dict[str, Any]) -> None:
-    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-
-
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -350,7 +350,8 @@ def test_check_fits_on_a_fixed_local_ray(ray_tmp: Path) -> None:
     lines = run_python(
         """
         import json
-        from sweeps.cluster.session import ResourceError, check_fits, ray_session
+        from sweeps.cluster.resources import ResourceError, check_fits
+        from sweeps.cluster.session import ray_session
         def fits(cpus, gpus, **options):
             try:
                 return check_fits(cpus, gpus, **options)
@@ -407,7 +408,8 @@ def test_join_a_cluster_and_detect_its_autoscaler(cluster: Cluster, ray_tmp: Pat
     lines = run_python(
         f"""
         import json, ray
-        from sweeps.cluster.session import ResourceError, check_fits, ray_session
+        from sweeps.cluster.resources import ResourceError, check_fits
+        from sweeps.cluster.session import ray_session
         with ray_session({cluster.address!r}) as joined:
             waits = check_fits(64, 0)
             try:
