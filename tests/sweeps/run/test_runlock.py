@@ -20,9 +20,9 @@ import pytest
 
 from analysis.place import Place
 from sweeps.run.runlock import LEASE_S, LOCK, RunInUse, run_lock
+from tests.analysis.test_place import s3_server  # noqa: F401  (a fixture)
 from tests.sweeps.conftest import plugin_env
-from tests.sweeps.test_faults import sleepy_spec, wait_for_rows
-from tests.sweeps.test_storage import s3_server  # noqa: F401  (a fixture)
+from tests.sweeps.run.test_faults import sleepy_spec, wait_for_rows
 
 SWEEPS = str(Path(sys.executable).with_name("sweeps"))  # the console script
 

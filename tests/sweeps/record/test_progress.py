@@ -22,7 +22,7 @@ from sweeps.record.events import Listener
 from sweeps.record.fanout import Fanout
 from sweeps.record.protocol import EPOCH, FINAL, encode
 from tests.sweeps.conftest import plugin_env, run_cli
-from tests.sweeps.test_run import read, write_spec
+from tests.sweeps.run.test_runner import read, write_spec
 
 SWEEPS = [sys.executable, "-m", "sweeps"]
 CLOCK = r"\d\d:\d\d:\d\d"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.sweeps.conftest import run_cli
-from tests.sweeps.test_run import read
+from tests.sweeps.run.test_runner import read
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.sweeps.conftest import plugin_env
-from tests.sweeps.test_progress import STATUS_LINE, timed_lines
+from tests.sweeps.record.test_progress import STATUS_LINE, timed_lines
 
 pytestmark = pytest.mark.slow
 SWEEPS = [sys.executable, "-m", "sweeps"]
@@ -290,7 +290,7 @@ def test_submit_ships_the_checkout_without_secrets_or_ignored_files(
 ) -> None:
     """The job's working dir is the checkout sweeps runs from: here a copy, with a user's
     secrets and a .gitignore, whose trainer lists the files of the dir it was shipped in."""
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     checkout = tmp_path / "checkout"
     for package in ("sweeps", "trainers", "analysis"):
         shutil.copytree(repo / package, checkout / package,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.sweeps.conftest import run_cli
-from tests.sweeps.test_run import read, write_spec
+from tests.sweeps.run.test_runner import read, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 KEYS = ["activation", "batch_size", "epoch"]
