@@ -13,10 +13,10 @@ as `--repeats K` makes them, each member reading its own batch order. Both sides
 this one process (one CPU thread on the CPU), over the same images, interleaved repeat by
 repeat:
 
-- separate: K runs of our own trainer (`trainers.train.Training` of one configuration),
+- separate: K runs of our own trainer (`trainers.bundle.Bundle` of one configuration),
   one after another, as K trials would; on CUDA eager (`graphs: off`), the baseline the
   targets name;
-- fused: one `Training` of the K configurations; on CUDA both eager and with CUDA graphs.
+- fused: one `Bundle` of the K configurations; on CUDA both eager and with CUDA graphs.
 
 Throughput is samples per second summed over the K models: K * images / wall time of an
 epoch (median of the repeats), printed as a Markdown table with the ratio to separate.
@@ -33,7 +33,7 @@ import torch
 from step_time import load_images, model_a, ours
 
 from trainers.data import Split, load_dataset, make_splits
-from trainers.train import device_name
+from trainers.device import device_name
 
 ACTIVATIONS = ["sigmoid", "relu", "tanh", "leaky_relu", "selu", "elu", "exponential", "linear"]
 

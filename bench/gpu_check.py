@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gc
 import itertools
 import logging
@@ -36,7 +37,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +49,19 @@ import packs as packs_bench
 import step_time
 
 import trainers.graphs as graphs
-from trainers import Dataset, load_dataset, train_members
+from trainers import Dataset, load_dataset
+from trainers.bundle import Bundle
 from trainers.config import TrainConfig
 from trainers.data import DATA_DIR_ENV, make_splits
-from trainers.members import Training
+from trainers.device import device_name, pin_precision, precision
 from trainers.memory import bundle_bytes, data_bytes
 from trainers.pack import train_pack
-from trainers.train import device_name, pin_precision, precision
+from trainers.train import train_bundle
 
 CNN_TOLERANCE = 1e-3  # metrics after 2 epochs, cuDNN eager vs captured
 TIMES = ("epoch_time_s", "train_time_s")
 Row = tuple[str, str, str]  # (check, PASS | FAIL | skip | figure, detail)
+Work = Callable[[], None]  # what trainers.graphs warms up or captures
 
 
 def bundles(device: str, epochs: int) -> dict[str, list[dict[str, Any]]]:
@@ -73,10 +76,26 @@ def bundles(device: str, epochs: int) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def trained(configs: list[dict[str, Any]], dataset: Dataset, **overrides: Any) -> list[dict]:
-    """Every epoch's metrics and the finals, without the times."""
+def trained(
+    configs: list[dict[str, Any]],
+    dataset: Dataset,
+    patch: Mapping[str, Callable[..., Any]] | None = None,
+    **overrides: Any,
+) -> list[dict]:
+    """Every epoch's metrics and the finals, without the times. `patch` replaces functions
+    of trainers.graphs while the bundle trains, each given the bundle first (the failure
+    injections)."""
+    bundle = Bundle.from_configs([{**c, **overrides} for c in configs], dataset)
+    real = {name: getattr(graphs, name) for name in patch or {}}
+    for name, injected in (patch or {}).items():
+        setattr(graphs, name, functools.partial(injected, bundle))
     epochs: list[list[dict]] = []
-    finals = train_members([{**c, **overrides} for c in configs], dataset, epochs.append)
+    try:
+        finals = train_bundle(bundle, epochs.append)
+    finally:
+        for name, function in real.items():
+            setattr(graphs, name, function)
+    del bundle
     gc.collect()  # its graphs gone before the next capture (trainers.pack says why)
     return [_without_times(m) for metrics in [*epochs, finals] for m in metrics]
 
@@ -160,16 +179,15 @@ def check_no_sync(dataset: Dataset, device: str) -> list[Row]:
                                            ("auto", "off")):  # fmt: skip
         configs = [{**c, "graphs": setting} for c in bundles(device, 3)[name]]
         cfgs = [TrainConfig.from_dict(c) for c in configs]
-        split = make_splits(dataset, 0.0, 0, torch.device("cuda")).train
-        training = Training(cfgs, dataset.image_shape, split, torch.device("cuda"))
-        training.train_epoch()
-        training.settle()
-        training.epoch.start(training.orders.next())  # an epoch's one copy of its orders
+        bundle = Bundle(cfgs, make_splits(dataset, 0.0, 0, torch.device("cuda")))
+        bundle.train_epoch()
+        bundle.settle()
+        bundle.feed.start(bundle.orders.next())  # an epoch's one copy of its orders
         torch.cuda.synchronize()
         try:
             torch.cuda.set_sync_debug_mode("error")
-            training.runner.run(training.step)
-            status, detail = "PASS", f"{type(training.runner).__name__}, no sync"
+            bundle.runner.run(bundle.step)
+            status, detail = "PASS", f"{type(bundle.runner).__name__}, no sync"
         except RuntimeError as error:
             status, detail = "FAIL", str(error).splitlines()[0]
         finally:
@@ -212,20 +230,20 @@ def check_failures(dataset: Dataset, device: str) -> list[Row]:
     real_capture, real_warm_up = graphs.capture, graphs.warm_up
     calls: list[int] = []
 
-    def capture_raises(work: Callable[[], None], stream: Any, pool: Any = None) -> Any:
+    def capture_raises(bundle: Bundle, work: Work, stream: Any, pool: Any = None) -> Any:
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("injected: capture failed")
         return real_capture(work, stream, pool)
 
-    def capture_syncs(work: Callable[[], None], stream: Any, pool: Any = None) -> Any:
+    def capture_syncs(bundle: Bundle, work: Work, stream: Any, pool: Any = None) -> Any:
         def work_that_syncs() -> None:  # a real capture failure: a host read mid-capture
             work()
-            Training.latest.model.params[0].sum().item()  # type: ignore[attr-defined]
+            bundle.model.params[0].sum().item()
 
         return real_capture(work_that_syncs, stream, pool)
 
-    def warm_up_raises(work: Callable[[], None], stream: Any) -> None:
+    def warm_up_raises(bundle: Bundle, work: Work, stream: Any) -> None:
         real_warm_up(work, stream)
         raise RuntimeError("injected: warm-up failed after its steps")
 
@@ -241,15 +259,8 @@ def check_failures(dataset: Dataset, device: str) -> list[Row]:
         def pool(self) -> Any:
             return self.graph.pool()
 
-    def drifting(work: Callable[[], None], stream: Any, pool: Any = None) -> Any:
-        first_param = Training.latest.model.params[0]  # type: ignore[attr-defined]
-        return Drifting(real_capture(work, stream, pool), first_param)
-
-    original_init = Training.__init__
-
-    def remembered(self: Training, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        Training.latest = self  # type: ignore[attr-defined]
+    def drifting(bundle: Bundle, work: Work, stream: Any, pool: Any = None) -> Any:
+        return Drifting(real_capture(work, stream, pool), bundle.model.params[0])
 
     rows = []
     for name, patch in (("capture raising", {"capture": capture_raises}),
@@ -257,15 +268,8 @@ def check_failures(dataset: Dataset, device: str) -> list[Row]:
                         ("warm-up raising", {"warm_up": warm_up_raises}),
                         ("self-check disagreeing", {"capture": drifting})):  # fmt: skip
         calls.clear()
-        Training.__init__ = remembered  # type: ignore[method-assign]
-        for attribute, value in patch.items():
-            setattr(graphs, attribute, value)
-        try:
-            with Warnings() as warnings:
-                result = trained(configs, dataset)
-        finally:
-            graphs.capture, graphs.warm_up = real_capture, real_warm_up
-            Training.__init__ = original_init  # type: ignore[method-assign]
+        with Warnings() as warnings:
+            result = trained(configs, dataset, patch)
         row = verdict(f"fallback on {name} = graphs off", difference(result, off), 0.0)
         if len(warnings.lines) != 1:
             row = (row[0], "FAIL", f"expected one warning, got {warnings.lines}")

@@ -35,7 +35,7 @@ PACK_BATCH_SIZES = [32, 64, 128, 256]
 
 def step_part(device: torch.device, repeats: int) -> None:
     from trainers import load_dataset
-    from trainers.train import device_name
+    from trainers.device import device_name
 
     mnist = load_dataset("mnist", download=False)
     base = {"hidden": [64], "lr": 0.1, "epochs": 1, "device": device.type, "threads": 1}

@@ -6,7 +6,7 @@ Run: python bench/step_time.py [--device cpu|cuda] [--batch-sizes 8 64 512] [--r
 Every loop trains the same model on the same images in this one process (one CPU thread
 on the CPU), interleaved repeat by repeat so that machine noise hits them alike:
 
-- ours: `trainers.train.Training`, what `train()` runs. On the CPU its batches are slices
+- ours: `trainers.bundle.Bundle`, what `train()` runs. On the CPU its batches are slices
   of the permuted epoch ("ours"); "ours, device-side batches" is the graph-safe step run
   eagerly there, to show what picking batches on the device costs on a CPU. On CUDA:
   "ours, CUDA graphs" (the default) and "ours, eager" (`graphs: off`).
@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import trainers.members as members
+import trainers.step
+from trainers.bundle import Bundle
 from trainers.config import TrainConfig
-from trainers.data import DataNotFoundError, Split, load_dataset, make_splits
-from trainers.members import Training
-from trainers.train import device_name
+from trainers.data import DataNotFoundError, Split, Splits, load_dataset, make_splits
+from trainers.device import device_name
 
 LR = 0.1
 GRAPH_STEPS = 100
@@ -65,19 +65,18 @@ def synced(device: torch.device) -> Callable[[], None]:
 
 
 def ours(configs: list[dict], split: Split, pick_on_device: bool | None = None) -> Epoch:
-    """An epoch of `Training` over `configs` (one, or a bundle), ending in its one sync."""
-    members.PICK_ON_DEVICE = pick_on_device
+    """An epoch of a `Bundle` of `configs` (one, or several), ending in its one sync."""
+    trainers.step.PICK_ON_DEVICE = pick_on_device
     try:
         cfgs = [TrainConfig.from_dict(config) for config in configs]
-        image_shape = (split.images.shape[1], split.images.shape[2])
-        training = Training(cfgs, image_shape, split, split.images.device)
+        bundle = Bundle(cfgs, Splits(split, split, split))  # an epoch reads the first only
     finally:
-        members.PICK_ON_DEVICE = None
+        trainers.step.PICK_ON_DEVICE = None
 
     def epoch() -> None:
-        training.train_epoch()
-        training.settle()  # the first graphed epoch's check, where there is one
-        training.train_metrics().tolist()
+        bundle.train_epoch()
+        bundle.settle()  # the first graphed epoch's check, where there is one
+        bundle.train_metrics().tolist()
 
     return epoch
 

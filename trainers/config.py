@@ -1,14 +1,21 @@
 """The training config: one plain mapping, validated into a frozen dataclass before any work.
 
 Every key, its default and its meaning live in `DEFAULTS` below, so the config saved
-with a run is self-explanatory. Errors name the key and the bad value.
+with a run is self-explanatory. Errors name the key and the bad value. `check_config`
+also checks it against the data it will train on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import torch
+
+from trainers.data import Dataset, load_dataset
+from trainers.models import build_model
 
 DATASETS = ("mnist", "fashion_mnist", "digits")
 MODELS = ("mlp", "cnn1", "cnn2", "cnn3")
@@ -126,6 +133,49 @@ class TrainConfig:
         resolved = dataclasses.asdict(self)
         resolved["hidden"] = list(self.hidden)
         return resolved
+
+
+def check_config(config: Mapping[str, Any], dataset: Dataset) -> TrainConfig:
+    """Validate `config` against the data it will train on; ConfigError names the bad value.
+
+    Cheap enough to run on every configuration of a sweep before any trial starts.
+    """
+    cfg = TrainConfig.from_dict(config)
+    if dataset.name != cfg.dataset:
+        raise ConfigError(f"dataset is {cfg.dataset!r} but the data given is {dataset.name!r}")
+    train_count = math.ceil(len(dataset.train_labels) * (1 - cfg.validation_split))
+    if cfg.batch_size > train_count:
+        raise ConfigError(
+            f"batch_size must be <= the training split ({train_count} {cfg.dataset} images),"
+            f" got {cfg.batch_size}"
+        )
+    if cfg.model != "mlp":  # an MLP fits any image; a CNN's layers must not shrink to nothing
+        try:
+            build_model(
+                cfg.model,
+                dataset.image_shape,
+                (),
+                "relu",
+                "glorot_uniform",
+                torch.Generator(),
+                torch.device("cpu"),
+            )
+        except ValueError as error:
+            raise ConfigError(
+                f"model {cfg.model!r} does not fit {cfg.dataset!r}: {error}"
+            ) from error
+    return cfg
+
+
+def checked_configs(
+    configs: Sequence[Mapping[str, Any]], dataset: Dataset | None
+) -> tuple[list[TrainConfig], Dataset]:
+    """The configs validated against `dataset`, loaded from the first one's data root when
+    not given (a sweep passes the one its driver loaded)."""
+    if dataset is None:
+        first = TrainConfig.from_dict(configs[0])
+        dataset = load_dataset(first.dataset, first.data_dir, first.download)
+    return [check_config(config, dataset) for config in configs], dataset
 
 
 def _choice(config: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import torch
 
+from trainers.bundle import EVAL_CHUNK
 from trainers.config import TrainConfig
 from trainers.data import NUM_CLASSES
-from trainers.members import EVAL_CHUNK
 
 FLOAT = 4  # bytes
 # torch's default cuBLAS workspace on Hopper, per (handle, stream); CUBLAS_WORKSPACE_CONFIG

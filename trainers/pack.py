@@ -1,5 +1,5 @@
-"""A pack: several bundles (trainers.train.Bundle) trained in one process, their epochs
-interleaved.
+"""A pack: several bundles (trainers.bundle) trained in one process, their epochs
+interleaved by the one loop (trainers.train.train_bundles).
 
 Separate processes on one GPU only time-slice it: their kernels never overlap. In a pack
 each bundle queues its epoch on its own CUDA stream (as captured graphs where it can)
@@ -27,11 +27,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from trainers.config import ConfigError, TrainConfig
+from trainers.bundle import Bundle
+from trainers.config import ConfigError, TrainConfig, checked_configs
 from trainers.data import Dataset, Splits
 from trainers.graphs import is_fatal
 from trainers.memory import bundle_bytes, data_bytes
-from trainers.train import Bundle, checked_configs
+from trainers.train import Failed, train_bundles
 
 MAX_BUNDLES = 8  # bundles training at once: the GPU's 8 hardware queues (see above)
 
@@ -64,6 +65,15 @@ def train_pack(
         if ended is not None:  # its own errors are the caller's, not the bundle's
             ended(index, outcome)
 
+    def fail(index: int, error: Exception) -> None:
+        """A bundle's ordinary error ends it alone; a fatal one ends the pack."""
+        if is_fatal(error):
+            raise PackLost(
+                "the CUDA context is lost, and every unfinished bundle of this pack with it: "
+                f"{type(error).__name__}: {' '.join(str(error).split())}"
+            ) from error
+        end(index, error)
+
     sizes: dict[int, int] = {}
     for index, configs in enumerate(groups):
         try:
@@ -73,7 +83,7 @@ def train_pack(
             end(index, error)
     shared_bytes = 0 if dataset is None else _data_estimate(dataset)
     for wave in waves(sizes, shared_bytes, memory_limit, end):
-        _train_wave(wave, groups, dataset, report, end, outcomes)
+        _train_wave(wave, groups, dataset, report, end, fail)
         # The wave's graphs are destroyed here, before the next wave captures: torch hands
         # streams out from a pool, and a graph destroyed later could free the cuBLAS
         # workspace of a stream a new bundle has been given since.
@@ -114,57 +124,17 @@ def _train_wave(
     dataset: Dataset | None,
     report: PackReport | None,
     end: Callable[[int, Outcome], None],
-    outcomes: list[Outcome | None],
+    fail: Failed,
 ) -> None:
+    """The wave's bundles through the one loop; every one of them lives until it returns."""
     shared_splits: dict[Any, Splits] = {}
-    bundles: list[tuple[int, Bundle]] = []  # every bundle of the wave, alive until it ends
+    bundles: list[tuple[int, Bundle]] = []
     for index in wave:
         try:
-            bundles.append((index, Bundle(groups[index], dataset, shared_splits)))
+            bundles.append((index, Bundle.from_configs(groups[index], dataset, shared_splits)))
         except Exception as error:
-            _fail(index, error, end)
-    running = _surviving(bundles, lambda bundle: bundle.capture(), end)
-    while running:
-        launched = _surviving(running, lambda bundle: bundle.launch_epoch(), end)
-        for index, bundle in launched:
-            try:
-                metrics = bundle.collect_epoch()
-                final = None if bundle.epochs_left else bundle.finish()
-            except Exception as error:
-                _fail(index, error, end)
-                continue
-            if report is not None:  # as `ended`: the caller's errors
-                report(index, metrics)
-            if final is not None:
-                end(index, final)
-        running = [(index, bundle) for index, bundle in launched if outcomes[index] is None]
-
-
-def _surviving(
-    bundles: list[tuple[int, Bundle]],
-    work: Callable[[Bundle], None],
-    end: Callable[[int, Outcome], None],
-) -> list[tuple[int, Bundle]]:
-    """The bundles whose `work` went through; each one that raised has ended (`_fail`)."""
-    kept = []
-    for index, bundle in bundles:
-        try:
-            work(bundle)
-        except Exception as error:
-            _fail(index, error, end)
-        else:
-            kept.append((index, bundle))
-    return kept
-
-
-def _fail(index: int, error: Exception, end: Callable[[int, Outcome], None]) -> None:
-    """A bundle's ordinary error ends it alone; a fatal one ends the pack."""
-    if is_fatal(error):
-        raise PackLost(
-            "the CUDA context is lost, and every unfinished bundle of this pack with it: "
-            f"{type(error).__name__}: {' '.join(str(error).split())}"
-        ) from error
-    end(index, error)
+            fail(index, error)
+    train_bundles(bundles, report, end, fail)
 
 
 def _estimate(cfgs: list[TrainConfig], dataset: Dataset) -> int:

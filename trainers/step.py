@@ -2,8 +2,9 @@
 
 A step is `optimizer.step(model.gradients(x, one_hot, logits_out))`: forward, the
 hand-written backward and the update, on tensors whose shapes never change, without a
-host sync or a Python branch on a tensor's value. What differs is where the batch comes
-from:
+host sync or a Python branch on a tensor's value. The model's gradients are its own
+(trainers.models, trainers.fused), the update the optimizer's (trainers.optim). What
+differs is where the batch comes from (`make_epoch` chooses):
 
 - `PickedEpoch` picks it on the device: a step counter tensor indexes the epoch's
   permutation, `index_select` gathers the rows from the resident split into buffers
@@ -15,7 +16,9 @@ from:
   On the CPU, where nothing is captured, this is the cheaper of the two (BENCHMARKS.md:
   the five picking ops cost ~15 us a step at batch 8).
 
-Both give the same batches in the same order, so the same numbers.
+Both give the same batches in the same order, so the same numbers. On CUDA a bundle runs
+the picked epoch's steps as captured graphs instead (trainers.graphs), after checking
+that they give the same numbers too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ import torch.nn.functional as F
 from trainers.data import NUM_CLASSES, Split
 from trainers.models import Model
 from trainers.optim import SGD, Adam
+
+# None: batches picked on the device only where they must be (CUDA, or members with
+# batch orders of their own); True: always, which lets the CPU tests run the graph-safe
+# step.
+PICK_ON_DEVICE: bool | None = None
 
 
 class Members(Protocol):
@@ -85,6 +93,16 @@ class Step:
     def state(self) -> list[torch.Tensor]:
         """Every tensor a step changes for good: the parameters and the optimizer's state."""
         return [*self.model.params, *self.optimizer.state()]
+
+
+def make_epoch(
+    model: Members, split: Split, batch_size: int, orders: int, device: torch.device
+) -> SlicedEpoch | PickedEpoch:
+    """How an epoch feeds the step: picked on the device where graphs may capture it or
+    members read batches of their own, else as slices (cheaper on the CPU)."""
+    if PICK_ON_DEVICE or (PICK_ON_DEVICE is None and (device.type == "cuda" or orders > 1)):
+        return PickedEpoch(model, split, batch_size, orders)
+    return SlicedEpoch(model, split, batch_size)
 
 
 class SlicedEpoch:

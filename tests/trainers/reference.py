@@ -12,9 +12,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from trainers.bundle import seeds
 from trainers.config import TrainConfig
 from trainers.data import Dataset, make_splits
-from trainers.members import seeds
 from trainers.models import MLP
 
 ACTIVATIONS = {

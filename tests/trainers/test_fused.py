@@ -1,5 +1,6 @@
-"""What may fuse, and a bundle's results coming back per configuration. That each member
-trains as the plain reference loop would is tests/trainers/test_step.py."""
+"""What may fuse. That each member trains as the plain reference loop would is
+tests/trainers/test_step.py; a bundle's results coming back in the given order,
+tests/trainers/test_bundle.py."""
 
 from __future__ import annotations
 
@@ -7,20 +8,9 @@ import re
 
 import pytest
 
-from trainers import ConfigError, train, train_members
+from trainers import ConfigError, train_members
 from trainers.config import TrainConfig
 from trainers.fused import check_fusable, fusion_key
-
-
-def test_finals_come_back_in_the_given_order(digits) -> None:
-    base = {"dataset": "digits", "batch_size": 64, "epochs": 1, "device": "cpu"}
-    activations = ["tanh", "elu", "relu", "sigmoid"]  # not sorted: the bundle sorts them
-    per_epoch: list[list[dict]] = []
-    finals = train_members([{**base, "activation": a} for a in activations], digits,
-                         per_epoch.append)  # fmt: skip
-    alone = [train({**base, "activation": a}, digits) for a in activations]
-    assert [f["val_loss"] for f in finals] == pytest.approx([a["val_loss"] for a in alone])
-    assert [r["val_loss"] for r in per_epoch[0]] == pytest.approx([f["val_loss"] for f in finals])
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
-"""trainers.graphs on the CPU. Capture itself is CUDA's; here `RecordedGraph`, a "graph"
-that reruns the Python work it recorded, stands in for it, so the loop, the warm-up, the
-snapshots, the first epoch's check and every fallback run on the same buffers, counter
-and state as on a GPU. `GraphSafety` (tests/trainers/safety.py) checks what the stand-in
-cannot: that the captured step syncs nothing and keeps its tensors where they are."""
+"""trainers.graphs on the CPU. Capture itself is CUDA's; here `RecordedGraph`
+(tests/trainers/helpers.py), a "graph" that reruns the Python work it recorded, stands in
+for it, so the loop, the warm-up, the snapshots, the first epoch's check and every
+fallback run on the same buffers, counter and state as on a GPU. `GraphSafety`
+(tests/trainers/safety.py) checks what the stand-in cannot: that the captured step syncs
+nothing and keeps its tensors where they are."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ import logging
 import pytest
 import torch
 
+import trainers.bundle as bundle_module
 import trainers.graphs as graphs
-import trainers.members as members
+import trainers.step as step_module
+from tests.trainers.helpers import RecordedGraph, without_times
 from tests.trainers.safety import GraphSafety, NotCapturable, addresses
-from trainers import ConfigError, Dataset, TrainConfig, train_members
+from trainers import Dataset, TrainConfig, train_members
+from trainers.bundle import Bundle
 from trainers.data import make_splits
-from trainers.members import Training, wants_graphs
 from trainers.step import PickedEpoch
 
-TIMES = ("epoch_time_s", "train_time_s")
 MNIST = {"dataset": "mnist", "device": "cpu", "threads": 2, "epochs": 3, "batch_size": 50}
 # Every kind of step the trainer captures: K = 1 and fused (one order and orders of their
 # own), SGD and Adam, cross-entropy and MSE, the report's three CNNs.
@@ -37,22 +39,6 @@ BUNDLES = {
     "cnn2-adam": [{**MNIST, "model": "cnn2", "optimizer": "adam", "lr": 0.001, "epochs": 2}],
     "cnn3": [{**MNIST, "model": "cnn3", "epochs": 2}],
 }  # fmt: skip
-
-
-class RecordedGraph:
-    """Stands in for torch.cuda.CUDAGraph: replay reruns the captured work."""
-
-    def __init__(self, work, nudge: torch.Tensor | None = None, by: float = 1e-3) -> None:
-        self.work, self.nudge, self.by = work, nudge, by
-
-    def replay(self) -> None:
-        self.work()
-        if self.nudge is not None:  # a replay that drifts from the eager step
-            with torch.no_grad():
-                self.nudge.add_(self.by)
-
-    def pool(self) -> None:
-        return None
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +59,8 @@ def on_cpu_as_on_cuda(monkeypatch) -> None:
     """The CUDA path on the CPU: batches picked on the device, graphs wanted, recorded
     graphs for captured ones, chunks of 4 steps (so an epoch has chunks, a rest and a
     tail)."""
-    monkeypatch.setattr(members, "PICK_ON_DEVICE", True)
-    monkeypatch.setattr(members, "wants_graphs", lambda cfg, device: cfg.graphs == "auto")
+    monkeypatch.setattr(step_module, "PICK_ON_DEVICE", True)
+    monkeypatch.setattr(bundle_module, "wants_graphs", lambda cfg, device: cfg.graphs == "auto")
     monkeypatch.setattr(graphs, "CHUNK_STEPS", 4)
     monkeypatch.setattr(graphs, "warm_up", lambda work, stream: work())
     monkeypatch.setattr(graphs, "capture", lambda work, stream, pool=None: RecordedGraph(work))
@@ -85,11 +71,7 @@ def trained(configs: list[dict], dataset: Dataset, graphs_setting: str) -> list[
     epochs: list[list[dict]] = []
     configs = [{**config, "graphs": graphs_setting} for config in configs]
     finals = train_members(configs, dataset, epochs.append)
-    return [[_without_times(m) for m in metrics] for metrics in [*epochs, finals]]
-
-
-def _without_times(metrics: dict) -> dict:
-    return {key: value for key, value in metrics.items() if key not in TIMES}
+    return [without_times(metrics) for metrics in [*epochs, finals]]
 
 
 @pytest.mark.slow
@@ -150,13 +132,13 @@ def test_a_failure_anywhere_falls_back_to_exactly_graphs_off(
         monkeypatch.setattr(graphs, "warm_up", _failing_warm_up)
     elif where == "self-check":
         monkeypatch.setattr(graphs, "capture", _drifting_capture)
-        original = Training.__init__
+        original = Bundle.__init__
 
         def remember_first_param(self, *args, **kwargs) -> None:
             original(self, *args, **kwargs)
             FIRST_PARAM[:] = [self.model.params[0]]
 
-        monkeypatch.setattr(Training, "__init__", remember_first_param)
+        monkeypatch.setattr(Bundle, "__init__", remember_first_param)
     else:
         call = {"chunk": 1, "rest": 2, "tail": 3}[where]
         monkeypatch.setattr(graphs, "capture", _failing_capture(call))
@@ -171,28 +153,28 @@ def test_a_failure_anywhere_falls_back_to_exactly_graphs_off(
 def test_the_self_check_is_exact_for_mlps_and_relative_for_cudnn(digits, monkeypatch) -> None:
     """A replay 1e-6 off (relative) passes where cuDNN's algorithms may differ, and fails
     where the kernels are the same."""
-    split = make_splits(digits, 0.0, 0, torch.device("cpu")).train
+    splits = make_splits(digits, 0.0, 0, torch.device("cpu"))
     cfg = TrainConfig.from_dict({"dataset": "digits", "hidden": [16], "batch_size": 64})
     for rtol, agrees in ((0.0, False), (graphs.CUDNN_RTOL, True)):
-        training = Training([cfg], digits.image_shape, split, torch.device("cpu"))
-        epoch = PickedEpoch(training.model, split, 64, 1)
-        bias = training.model.params[1]
+        bundle = Bundle([cfg], splits)
+        epoch = PickedEpoch(bundle.model, splits.train, 64, 1)
+        bias = bundle.model.params[1]
         bias.fill_(1.0)  # a nudge of 1e-6 is then about 1e-6 relative
         monkeypatch.setattr(graphs, "capture", _nudging(bias, 1e-6))
         monkeypatch.setattr(graphs, "warm_up", lambda work, stream: work())
-        graphed = graphs.capture_epoch(epoch, training.step, None, rtol)
+        graphed = graphs.capture_epoch(epoch, bundle.step, None, rtol)
         assert graphed is not None
         epoch.start(None)
-        assert graphs.FirstEpoch(epoch, training.step, graphed).agrees() is agrees
+        assert graphs.FirstEpoch(epoch, bundle.step, graphed).agrees() is agrees
 
 
 def test_the_self_check_covers_the_tail_graph_and_the_logits(digits, monkeypatch) -> None:
     """A tail graph that writes slightly other logits, the parameters unchanged: the old
     check of one chunk's state could not see it."""
-    split = make_splits(digits, 0.0, 0, torch.device("cpu")).train
+    splits = make_splits(digits, 0.0, 0, torch.device("cpu"))
     cfg = TrainConfig.from_dict({"dataset": "digits", "hidden": [16], "batch_size": 64})
-    training = Training([cfg], digits.image_shape, split, torch.device("cpu"))
-    epoch = PickedEpoch(training.model, split, 64, 1)
+    bundle = Bundle([cfg], splits)
+    epoch = PickedEpoch(bundle.model, splits.train, 64, 1)
     captured: list[RecordedGraph] = []
 
     def capture(work, stream, pool=None) -> RecordedGraph:
@@ -202,13 +184,13 @@ def test_the_self_check_covers_the_tail_graph_and_the_logits(digits, monkeypatch
 
     monkeypatch.setattr(graphs, "capture", capture)
     monkeypatch.setattr(graphs, "warm_up", lambda work, stream: work())
-    graphed = graphs.capture_epoch(epoch, training.step)
+    graphed = graphs.capture_epoch(epoch, bundle.step)
     assert graphed is not None and graphed.tail is captured[1] and graphed.rest is None
     epoch.start(None)
-    first = graphs.FirstEpoch(epoch, training.step, graphed)
-    eager_params = [p.clone() for p in first.eager[: len(training.model.params)]]
+    first = graphs.FirstEpoch(epoch, bundle.step, graphed)
+    eager_params = [p.clone() for p in first.eager[: len(bundle.model.params)]]
     assert first.agrees() is False
-    for param, eager in zip(training.model.params, eager_params, strict=True):
+    for param, eager in zip(bundle.model.params, eager_params, strict=True):
         torch.testing.assert_close(param, eager, rtol=0, atol=0)
 
 
@@ -217,68 +199,39 @@ def _nudging(tensor: torch.Tensor, by: float):
 
 
 def test_a_sticky_cuda_error_is_raised_not_fallen_back_from(digits, monkeypatch) -> None:
-    split = make_splits(digits, 0.0, 0, torch.device("cpu")).train
+    splits = make_splits(digits, 0.0, 0, torch.device("cpu"))
     cfg = TrainConfig.from_dict({"dataset": "digits", "hidden": [16], "batch_size": 64})
-    training = Training([cfg], digits.image_shape, split, torch.device("cpu"))
-    epoch = PickedEpoch(training.model, split, 64, 1)
+    bundle = Bundle([cfg], splits)
+    epoch = PickedEpoch(bundle.model, splits.train, 64, 1)
 
     def lost(work, stream) -> None:
         raise torch.AcceleratorError("CUDA error: device-side assert triggered")
 
     monkeypatch.setattr(graphs, "warm_up", lost)
     with pytest.raises(torch.AcceleratorError, match="device-side assert"):
-        graphs.capture_epoch(epoch, training.step)
+        graphs.capture_epoch(epoch, bundle.step)
     assert graphs.is_fatal(RuntimeError("CUDA error: an illegal memory access was encountered"))
     assert not graphs.is_fatal(torch.OutOfMemoryError("CUDA out of memory"))
-
-
-def test_capture_and_warm_up_use_the_bundles_own_stream(digits, monkeypatch) -> None:
-    """Never torch's shared capture stream: each bundle's graphs on its own, one pool."""
-    split = make_splits(digits, 0.0, 0, torch.device("cpu")).train
-    cfg = TrainConfig.from_dict({"dataset": "digits", "hidden": [16], "batch_size": 200})
-    stream = object()  # what the bundle passes as its stream
-    seen: list[tuple[str, object, object]] = []
-
-    def warm_up(work, given) -> None:
-        seen.append(("warm-up", given, None))
-        work()
-
-    def capture(work, given, pool=None):
-        seen.append(("capture", given, pool))
-        return RecordedGraph(work)
-
-    monkeypatch.setattr(graphs, "warm_up", warm_up)
-    monkeypatch.setattr(graphs, "capture", capture)
-    monkeypatch.setattr(graphs, "CHUNK_STEPS", 2)
-    monkeypatch.setattr(members, "PICK_ON_DEVICE", True)
-    monkeypatch.setattr(members, "wants_graphs", lambda cfg, device: True)
-    training = Training([cfg], digits.image_shape, split, torch.device("cpu"), stream)
-    training.capture()
-    # 1,497 images at 200: 7 full steps (3 chunks of 2 and a rest of 1) and a tail of 97.
-    assert [(kind, given) for kind, given, _ in seen] == [
-        ("warm-up", stream), ("capture", stream), ("capture", stream), ("capture", stream),
-    ]  # fmt: skip
-    assert isinstance(training.runner, graphs.GraphedEpoch) and training.runner.chunks == 3
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLES)
 def test_the_captured_step_syncs_nothing_and_keeps_its_tensors_in_place(small_mnist, name) -> None:
     cfgs = [TrainConfig.from_dict(c) for c in BUNDLES[name]]
-    split = make_splits(small_mnist, 0.0, 0, torch.device("cpu")).train
-    training = Training(cfgs, small_mnist.image_shape, split, torch.device("cpu"))
-    epoch = PickedEpoch(training.model, split, cfgs[0].batch_size, len(training.orders))
-    epoch.start(training.orders.next())
-    kept = [*training.step.state(), epoch.counter, epoch.logits, epoch.one_hot, epoch.order,
-            *(getattr(training.model, "_grads", []))]  # fmt: skip
+    splits = make_splits(small_mnist, 0.0, 0, torch.device("cpu"))
+    bundle = Bundle(cfgs, splits)
+    epoch = PickedEpoch(bundle.model, splits.train, cfgs[0].batch_size, len(bundle.orders))
+    epoch.start(bundle.orders.next())
+    kept = [*bundle.step.state(), epoch.counter, epoch.logits, epoch.one_hot, epoch.order,
+            *(getattr(bundle.model, "_grads", []))]  # fmt: skip
     where = addresses(kept)
     for _ in range(graphs.WARMUP_STEPS):  # as before capture: buffers sized, state made
-        epoch.full_step(training.step)
-    epoch.tail_step(training.step)
+        epoch.full_step(bundle.step)
+    epoch.tail_step(bundle.step)
     with GraphSafety() as safety:
         for _ in range(3):
-            epoch.full_step(training.step)
-        epoch.tail_step(training.step)
+            epoch.full_step(bundle.step)
+        epoch.tail_step(bundle.step)
     assert addresses(kept) == where
     assert safety.leaks() == []
     assert safety.allocated  # the check saw the step's work
@@ -298,11 +251,3 @@ def test_the_safety_check_fails_a_step_that_syncs_or_keeps_an_allocation() -> No
         kept.append(state * 2)  # an allocation that outlives the step
         state.mul_(2)  # in place: no allocation
     assert safety.leaks() == ["aten.mul.Tensor"]
-
-
-def test_graphs_is_auto_or_off_and_only_captures_on_cuda() -> None:
-    assert wants_graphs(TrainConfig.from_dict({}), torch.device("cuda"))
-    assert not wants_graphs(TrainConfig.from_dict({"graphs": "off"}), torch.device("cuda"))
-    assert not wants_graphs(TrainConfig.from_dict({}), torch.device("cpu"))
-    with pytest.raises(ConfigError, match="graphs must be one of auto, off; got 'on'"):
-        TrainConfig.from_dict({"graphs": "on"})

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import trainers.pack as pack
+from tests.trainers.helpers import without_times
 from trainers import ConfigError, train_members
-from trainers.train import Bundle
+from trainers.bundle import Bundle
 
 DIGITS = {"dataset": "digits", "device": "cpu", "threads": 1, "hidden": [32]}
-TIMES = ("epoch_time_s", "train_time_s")
 
 GROUPS = [
     [{**DIGITS, "activation": "relu", "batch_size": 64, "epochs": 3},
@@ -22,10 +22,6 @@ GROUPS = [
     [{**DIGITS, "batch_size": 8, "epochs": 2, "lr": 0.1}],
     [{**DIGITS, "batch_size": 256, "epochs": 4, "optimizer": "adam", "validation_split": 0.1}],
 ]  # fmt: skip
-
-
-def without_times(metrics: list[dict]) -> list[dict]:
-    return [{k: v for k, v in member.items() if k not in TIMES} for member in metrics]
 
 
 def test_each_bundle_trains_as_alone_and_reports_interleaved(digits) -> None:

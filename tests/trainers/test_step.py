@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-import trainers.members as members
+import trainers.step as step
 from tests.trainers.reference import reference_train
 from trainers import Dataset, train_members
 
@@ -22,7 +22,7 @@ DIGITS = {"dataset": "digits", "device": "cpu", "threads": 1}
 def batches(request, monkeypatch) -> str:
     """Both ways an epoch feeds the step: slices (the CPU's default) and the graph-safe
     device-side picking (CUDA's, and for members with orders of their own)."""
-    monkeypatch.setattr(members, "PICK_ON_DEVICE", request.param == "picked" or None)
+    monkeypatch.setattr(step, "PICK_ON_DEVICE", request.param == "picked" or None)
     return request.param
 
 

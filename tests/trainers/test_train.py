@@ -1,10 +1,14 @@
+"""`train` and `train_members`: Keras' fit() over a bundle, the one loop (trainers.train)
+with a pack of one, whose errors are the caller's as they were raised."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from trainers import train
+from trainers import train, train_members
+from trainers.bundle import Bundle
 
 EPOCH_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s"}
 
@@ -97,11 +101,33 @@ def test_cnns_train_on_an_mnist_subset(mnist, model: str) -> None:
     assert sum(map(sum, result["confusion"])) == 60
 
 
-def test_fp32_is_pinned_and_recorded(digits) -> None:
-    """cuDNN's convolutions default to TF32 (about 1e-3 relative) on Ampere and later:
-    the trainer turns it off for matmuls and convolutions and says so in every row."""
-    torch.backends.cudnn.conv.fp32_precision = "tf32"  # torch's default for cuDNN
-    final = train({"dataset": "digits", "device": "cpu", "epochs": 1}, digits)
-    assert final["precision"] == "fp32 (matmul ieee, conv ieee)"
-    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+def test_a_lone_bundle_raises_what_it_raised(digits, monkeypatch) -> None:
+    """Not ended as a pack's failed outcome, nor a fatal CUDA error made a PackLost: the
+    caller gets the very exception, after the epochs before it were reported."""
+    raised = [
+        RuntimeError("CUDA out of memory (a stand-in)"),
+        torch.AcceleratorError("CUDA error: an illegal memory access was encountered"),
+    ]
+    original = Bundle.collect_epoch
+
+    def fails_at_epoch_2(self) -> list[dict]:
+        metrics = original(self)
+        if self.epoch == 2:
+            raise raised[0]
+        return metrics
+
+    monkeypatch.setattr(Bundle, "collect_epoch", fails_at_epoch_2)
+    while raised:
+        reports: list[list[dict]] = []
+        with pytest.raises(type(raised[0])) as caught:
+            train_members([digits_config(epochs=3)], digits, reports.append)
+        assert caught.value is raised.pop(0)
+        assert [metrics[0]["epoch"] for metrics in reports] == [1]
+
+
+def test_an_error_of_the_report_is_the_callers(digits) -> None:
+    def report(metrics: dict) -> None:
+        raise OSError("the driver is gone")
+
+    with pytest.raises(OSError, match="the driver is gone"):
+        train(digits_config(epochs=2), digits, report)
