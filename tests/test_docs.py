@@ -341,7 +341,7 @@ def test_shown_specs_parse() -> None:
     """Every YAML block with a `name:` and a `base:` or `grid:` is a whole spec: it parses."""
     import yaml
 
-    from sweeps.spec import parse_spec
+    from sweeps.plan.spec import parse_spec
 
     specs = 0
     for path in PAGES:
