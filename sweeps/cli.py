@@ -150,10 +150,9 @@ def resume(
         sweeps resume results/quickstart/20261122-101500-3f2a --retry-failed
     """
     from sweeps.loggers import check_callbacks
-    from sweeps.runner import read_run, resume_sweep
-    from sweeps.storage import Place
+    from sweeps.runner import read_run, resume_sweep, run_place
 
-    check_callbacks(read_run(Place.of(run_dir))[0])  # the loggers the run was started with
+    check_callbacks(read_run(run_place(run_dir))[0])  # the loggers the run was started with
     with _dashboard(dashboard):
         outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir),
                                retry_failed=retry_failed, say=say)  # fmt: skip
@@ -323,7 +322,7 @@ def _exit_code(error: Exception) -> int | None:
         errors.print(f"once it can be written: `sweeps resume {error.run_dir}`",
                      highlight=False, soft_wrap=True)  # fmt: skip
         return 1
-    if isinstance(error, JobsError):  # a jobs API that cannot be reached or refuses us
+    if isinstance(error, (JobsError, report_cli.WriteFailed)):  # refused while working
         fail(str(error))
         return 1
     if isinstance(error, ConnectionError):  # `--address` names no Ray cluster

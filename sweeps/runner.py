@@ -37,7 +37,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from analysis.rundir import EPOCHS, MANIFEST, SPEC, TRIALS, TUNE
+from analysis.place import not_writable
+from analysis.rundir import EPOCHS, LOCK, MANIFEST, SPEC, TRIALS, TUNE, RunDir
 from sweeps import __version__
 from sweeps.plan import Config, RunPlan, configurations, packs_apply, plan_run
 from sweeps.progress import status_every_s
@@ -54,7 +55,8 @@ from sweeps.spec import (
     read_yaml,
     to_yaml,
 )
-from sweeps.storage import Place
+from sweeps.storage import Place, StorageError
+from sweeps.tensorboard import TENSORBOARD
 from sweeps.trainable import resolve_trainer
 
 # Tune's CSV/JSON loggers duplicate what the Parquet writer keeps, and its TensorBoard
@@ -143,7 +145,9 @@ def new_run_id() -> str:
 def new_run_dir(spec: SweepSpec, results: str | Path | None, run_id: str) -> Place:
     """Where the run will write, checked before anything starts: a plain run id, a results
     location that can be written, and no earlier run of that id there."""
-    run_dir = Place.of(results or spec.results) / spec.name / check_run_id(run_id)
+    root = Place.of(results or spec.results)
+    root.check_reachable()  # named as the user gave it, not with the new run's id
+    run_dir = root / spec.name / check_run_id(run_id)
     if run_dir.exists():
         raise SpecError(f"run directory {run_dir.uri!r} already exists")
     run_dir.check_writable()
@@ -200,8 +204,9 @@ def resume_sweep(
     are trained (regrouped as a fresh run would group them), and so are those that failed
     for a cause outside the trainer (`RETRIED_BY_DEFAULT`), or with `retry_failed` every
     failed one: their rows are replaced. RunInUse if another process writes the run."""
-    run_dir = Place.of(run_dir)
+    run_dir = run_place(run_dir)
     spec, manifest = read_run(run_dir)
+    check_resumable(run_dir)
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, configs, dataset)  # a trainer gone from the path fails here, once
@@ -276,6 +281,27 @@ def _abandon(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: i
         _finish(spec, run_dir, manifest, total)
     say(f"interrupted: continue with `sweeps resume {run_dir.uri}`")
     return 1
+
+
+def run_place(location: str | Path) -> Place:
+    """The run directory a user names, for `resume`: a store that answers, a path that is
+    no symlink loop; RunDataError naming it otherwise."""
+    return RunDir.of(location).place
+
+
+def check_resumable(run_dir: Place) -> None:
+    """StorageError naming the run directory unless `resume` could write all it writes
+    there: the folder, the folders in it that get files (Parquet, Tune's, TensorBoard's)
+    and the lock. Checked before Ray starts or the lock is taken, so a read-only run is
+    left as it was. An object store answers only when written to, so it passes."""
+    if not run_dir.local:
+        return
+    for name in ("", TRIALS, EPOCHS, TUNE, TENSORBOARD, LOCK):
+        path = os.path.join(run_dir.path, name) if name else run_dir.path
+        why = not_writable(path) if os.path.exists(path) else None
+        if why is not None:
+            what = f"{name}{'/' * os.path.isdir(path)} in it" if name else "it"
+            raise StorageError(f"cannot resume {run_dir.uri!r}: {what} is {why}")
 
 
 def read_run(run_dir: Place) -> tuple[SweepSpec, dict[str, Any]]:
