@@ -67,6 +67,7 @@ class RunDir:
         text = str(location)
         try:
             place = Place.of(text)
+            place.check_reachable()
         except StorageError as error:
             reason = str(error).split(": ", 1)[-1]
             raise RunDataError(f"run directory {text!r}: {reason}") from None

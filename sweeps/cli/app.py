@@ -150,12 +150,13 @@ def resume(
 
         sweeps resume results/quickstart/20261122-101500-3f2a --retry-failed
     """
-    from analysis.place import Place
+    from analysis.rundir import RunDir
     from sweeps.record.loggers import check_callbacks
     from sweeps.run.manifest import read_run
     from sweeps.run.runner import resume_sweep
 
-    check_callbacks(read_run(Place.of(run_dir))[0])  # the loggers the run was started with
+    # The loggers the run was started with.
+    check_callbacks(read_run(RunDir.of(run_dir).place)[0])
     outcome = resume_sweep(run_dir, address=address, data_dir=_text(data_dir),
                            retry_failed=retry_failed, say=say, dashboard=dashboard)  # fmt: skip
     _conclude(outcome)
@@ -319,7 +320,7 @@ def _exit_code(error: Exception) -> int | None:
         errors.print(f"once it can be written: `sweeps resume {error.run_dir}`",
                      highlight=False, soft_wrap=True)  # fmt: skip
         return 1
-    if isinstance(error, JobsError):  # a jobs API that cannot be reached or refuses us
+    if isinstance(error, (JobsError, report_cli.WriteFailed)):  # refused while working
         fail(str(error))
         return 1
     if isinstance(error, ConnectionError):  # `--address` names no Ray cluster

@@ -7,6 +7,7 @@ the report, analysis.report.
 from __future__ import annotations
 
 import math
+import os
 from typing import Annotated
 
 import pandas as pd
@@ -14,6 +15,7 @@ import typer
 
 from analysis import Comparison, Run, compare_runs, find_threshold, load_run
 from analysis.html import REPORT_HTML
+from analysis.place import Place
 from analysis.render import (
     FORMATS,
     Whole,
@@ -42,6 +44,11 @@ FormatOption = Annotated[
 
 class BadInput(ValueError):
     """A bad flag value: one line and exit 2 (sweeps.cli.app.main)."""
+
+
+class WriteFailed(Exception):
+    """The figures or the page could not be written after all (an object store refused):
+    one line and exit 1 (sweeps.cli.main)."""
 
 
 def _format(value: str) -> str:
@@ -166,6 +173,12 @@ def report(
     """
     fmt = _format(fmt)
     run = load_run(run_dir)
+    # A run read from where it cannot be written (another user's, a read-only mount): said
+    # before any of the report is printed, with the way to read it there.
+    if plots:
+        _check_writable(run.dir / PLOTS, "the plots", "--no-plots reports without them")
+    if html:
+        _check_writable(run.dir.place, REPORT_HTML, "without --html the report is printed only")
     built = build_report(run)
     WRITERS[fmt](built)
     if not (plots or html):
@@ -173,11 +186,25 @@ def report(
     drawn = figures(built)
     if plots:
         for name, png, _ in drawn:  # there or in a bucket
-            (run.dir / PLOTS / name).write_bytes(png)
+            _write(run.dir / PLOTS / name, png)
         _prose(f"plots: {len(drawn)} PNG files in {run.dir.show(PLOTS)}", fmt)
     if html:
-        (run.dir / REPORT_HTML).write_text(html_page(built, drawn))
+        _write(run.dir / REPORT_HTML, html_page(built, drawn).encode())
         _prose(f"html: {run.dir.show(REPORT_HTML)}", fmt)
+
+
+def _check_writable(place: Place, what: str, instead: str) -> None:
+    reason = place.unwritable()
+    if reason is not None:
+        raise BadInput(f"cannot write {what}: {reason}; {instead}")
+
+
+def _write(place: Place, data: bytes) -> None:
+    try:
+        place.write_bytes(data)
+    except OSError as error:
+        why = os.strerror(error.errno) if error.errno else str(error).strip().splitlines()[0]
+        raise WriteFailed(f"cannot write {place.uri}: {why}") from None
 
 
 @app.command("threshold")

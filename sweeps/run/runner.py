@@ -32,8 +32,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from analysis.place import Place
-from analysis.rundir import EPOCHS, SPEC, TRIALS, TUNE, Status
+from analysis.place import Place, StorageError, not_writable
+from analysis.rundir import EPOCHS, LOCK, SPEC, TRIALS, TUNE, RunDir, Status
 from sweeps.cluster.resources import resolve_gpus, say_if_waiting, slots
 from sweeps.cluster.session import check_address, ray_session
 from sweeps.plan.groups import Config, RunPlan, configurations, plan_run
@@ -46,6 +46,7 @@ from sweeps.plan.spec import (
 )
 from sweeps.record.progress import status_every_s
 from sweeps.record.results import RunWriter, finished_configs, read_trials
+from sweeps.record.tensorboard import TENSORBOARD
 from sweeps.run.manifest import new_manifest, now, read_run, write_manifest
 from sweeps.run.runlock import run_lock
 from sweeps.run.sigterm import TermAsInterrupt
@@ -136,7 +137,9 @@ def new_run_id() -> str:
 def new_run_dir(spec: SweepSpec, results: str | Path | None, run_id: str) -> Place:
     """Where the run will write, checked before anything starts: a plain run id, a results
     location that can be written, and no earlier run of that id there."""
-    run_dir = Place.of(results or spec.results) / spec.name / check_run_id(run_id)
+    root = Place.of(results or spec.results)
+    root.check_reachable()  # named as the user gave it, not with the new run's id
+    run_dir = root / spec.name / check_run_id(run_id)
     if run_dir.exists():
         raise SpecError(f"run directory {run_dir.uri!r} already exists")
     run_dir.check_writable()
@@ -197,8 +200,9 @@ def resume_sweep(
     are trained (regrouped as a fresh run would group them), and so are those that failed
     for a cause outside the trainer (`RETRIED_BY_DEFAULT`), or with `retry_failed` every
     failed one: their rows are replaced. RunInUse if another process writes the run."""
-    run_dir = Place.of(run_dir)
+    run_dir = RunDir.of(run_dir).place  # a store that answers, no symlink loop
     spec, manifest = read_run(run_dir)
+    check_resumable(run_dir)
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, configs, dataset)  # a trainer gone from the path fails here, once
@@ -274,6 +278,21 @@ def _abandon(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: i
         _finish(spec, run_dir, manifest, total)
     say(f"interrupted: continue with `sweeps resume {run_dir.uri}`")
     return 1
+
+
+def check_resumable(run_dir: Place) -> None:
+    """StorageError naming the run directory unless `resume` could write all it writes
+    there: the folder, the folders in it that get files (Parquet, Tune's, TensorBoard's)
+    and the lock. Checked before Ray starts or the lock is taken, so a read-only run is
+    left as it was. An object store answers only when written to, so it passes."""
+    if not run_dir.local:
+        return
+    for name in ("", TRIALS, EPOCHS, TUNE, TENSORBOARD, LOCK):
+        path = os.path.join(run_dir.path, name) if name else run_dir.path
+        why = not_writable(path) if os.path.exists(path) else None
+        if why is not None:
+            what = f"{name}{'/' * os.path.isdir(path)} in it" if name else "it"
+            raise StorageError(f"cannot resume {run_dir.uri!r}: {what} is {why}")
 
 
 def _say_fused(plan: RunPlan, say: Say) -> None:
