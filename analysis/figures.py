@@ -24,12 +24,12 @@ from matplotlib.figure import Figure
 
 from analysis.confusion import confusion_grid, confusion_matrix, pooled_counts
 from analysis.load import Run, hashable
+from analysis.parallel import parallel_coordinates
 from analysis.plots import (
     Reference,
     config_label,
     learning_curves,
     metric_vs_param,
-    parallel_coordinates,
     split_by,
 )
 from analysis.rundir import DEFAULT_METRIC

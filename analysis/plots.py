@@ -21,8 +21,6 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -73,19 +71,19 @@ def ordered(values: Sequence[Any], order: Sequence[Any] | None = None) -> list[A
     """Distinct values in the order a figure shows them: numbers ascending, anything else
     in the spec's grid order, then as text."""
     distinct = list(dict.fromkeys(hashable(v) for v in values))
-    if all(_is_number(v) for v in distinct):
+    if all(is_number(v) for v in distinct):
         return sorted(distinct)
     position = {hashable(v): i for i, v in enumerate(order or [])}
     return sorted(distinct, key=lambda v: (position.get(v, len(position)), str(v)))
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 def log_base(values: Sequence[Any]) -> int | None:
     """2 or 10 when the values read best on a log axis (batch sizes, learning rates)."""
-    if len(values) < 2 or not all(_is_number(v) and v > 0 for v in values):
+    if len(values) < 2 or not all(is_number(v) and v > 0 for v in values):
         return None
     if all(float(v).is_integer() and int(v) & (int(v) - 1) == 0 for v in values):
         return 2
@@ -95,7 +93,7 @@ def log_base(values: Sequence[Any]) -> int | None:
 def colours(values: Sequence[Any]) -> dict[Any, tuple[float, ...]]:
     """A colour per value: a sequential map over ordered numbers (small dark, large
     light), distinct hues for categories."""
-    if values and all(_is_number(v) for v in values) and len(values) > 1:
+    if values and all(is_number(v) for v in values) and len(values) > 1:
         cmap = colormaps["viridis"]
         # Stop short of viridis' pale yellow end, which vanishes on white.
         return {v: cmap(0.85 * i / (len(values) - 1)) for i, v in enumerate(values)}
@@ -112,11 +110,11 @@ def series_colours(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tup
     return colours(keys)
 
 
-def _heading(figure: Figure, title: str, what: str) -> None:
+def heading(figure: Figure, title: str, what: str) -> None:
     figure.suptitle(f"{title}\n{what}" if title else what)
 
 
-def _direction(metric: str, mode: str) -> str:
+def direction(metric: str, mode: str) -> str:
     return f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)"
 
 
@@ -152,9 +150,9 @@ def metric_vs_param(
     mode = mode or infer_mode(metric)
     orders = orders or {}
     series = [key for key in series if key != param]
-    scored = _scored(trials, [param, *series], metric)
+    scored = scored_trials(trials, [param, *series], metric)
     values = ordered(scored[param], orders.get(param))
-    numeric = all(_is_number(v) for v in values)
+    numeric = all(is_number(v) for v in values)
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
     groups = split_by(scored, series, orders)
     crowded = len(groups) > MAX_SERIES
@@ -186,12 +184,12 @@ def metric_vs_param(
     _draw_references(axes, references, param, metric, series, groups, palette, position)
     _draw_threshold(axes, threshold, param, metric, position)
     _x_axis(axes, param, values, numeric)
-    axes.set_ylabel(_direction(metric, mode))
+    axes.set_ylabel(direction(metric, mode))
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(fontsize="small")
     spread_text = f"mean ± std over {repeats} seeds" if repeats > 1 else "one run each"
-    _heading(figure, title, f"{metric} vs {param} ({spread_text})")
+    heading(figure, title, f"{metric} vs {param} ({spread_text})")
     return figure
 
 
@@ -312,7 +310,7 @@ def learning_curves(
         handles = [Line2D([], [], color=palette[v], linewidth=2) for v in values]
         figure.legend(handles, [value_text(v) for v in values], title=by, loc="outside right upper")
     what = f"learning curves, {len(drawn)} trials" + (f", coloured by {by}" if by else "")
-    _heading(figure, title, what)
+    heading(figure, title, what)
     return figure
 
 
@@ -337,69 +335,7 @@ def _share_y(grid: np.ndarray) -> None:
                 axes.set_ylim(low, high)
 
 
-def parallel_coordinates(
-    trials: pd.DataFrame,
-    keys: Sequence[str],
-    metric: str,
-    *,
-    mode: str | None = None,
-    orders: Mapping[str, Sequence[Any]] | None = None,
-    title: str = "",
-) -> Figure:
-    """One line per configuration (the mean over its repeats) across an axis per swept
-    parameter and one for `metric`, coloured by the metric, the best drawn on top."""
-    mode = mode or infer_mode(metric)
-    keys = list(keys)
-    scored = _scored(trials, keys, metric)
-    table = scored.groupby(keys, sort=False)[metric].mean().reset_index()
-    table = table.sort_values(metric, ascending=mode == "max")  # the best drawn last, on top
-    scales = [_scale(table[key], (orders or {}).get(key)) for key in keys]
-    low, high = float(table[metric].min()), float(table[metric].max())
-    norm = Normalize(low, high if high > low else low + 1e-9)
-    cmap = colormaps["viridis" if mode == "max" else "viridis_r"]
-
-    figure = Figure(figsize=(3 + 2.2 * len(keys), 5), layout="constrained")
-    axes = figure.subplots()
-    for _, row in table.iterrows():
-        ys = [scale[row[key]] for key, scale in zip(keys, scales, strict=True)]
-        ys.append(float(norm(row[metric])))
-        axes.plot(range(len(ys)), ys, color=cmap(norm(row[metric])), linewidth=2, alpha=0.85,
-                  marker="o", markersize=4)  # fmt: skip
-    for i, scale in enumerate(scales):
-        for value, y in scale.items():
-            axes.text(i + 0.04, y, value_text(value), va="center", fontsize=8, bbox=LABEL_BOX)
-    for y in np.linspace(0, 1, 5):
-        axes.text(len(keys) + 0.04, y, f"{norm.inverse(y):.4g}", va="center", fontsize=8)
-    for i in range(len(keys) + 1):
-        axes.axvline(i, color="black", linewidth=0.8)
-    axes.set_xticks(range(len(keys) + 1), [*keys, metric])
-    axes.set_yticks([])
-    axes.set_xlim(-0.1, len(keys) + 0.45)
-    axes.set_ylim(-0.05, 1.05)
-    for side in ("left", "right", "top", "bottom"):
-        axes.spines[side].set_visible(False)
-    figure.colorbar(ScalarMappable(norm, cmap), ax=axes, label=_direction(metric, mode))
-    repeats = int(scored.groupby(keys).size().max())
-    mean = f", mean over {repeats} seeds" if repeats > 1 else ""
-    _heading(figure, title, f"parallel coordinates: {len(table)} configurations{mean}")
-    return figure
-
-
-def _scale(column: pd.Series, order: Sequence[Any] | None) -> dict[Any, float]:
-    """Each value's height on its axis in [0, 1]: by value (log where it reads best) for
-    numbers, evenly spaced for anything else."""
-    values = ordered(column, order)
-    if len(values) == 1:
-        return {values[0]: 0.5}
-    if all(_is_number(v) for v in values):
-        to = np.log if log_base(values) else np.asarray
-        points = to(np.asarray(values, dtype=float))
-        return {v: float((p - points.min()) / (points.max() - points.min()))
-                for v, p in zip(values, points, strict=True)}  # fmt: skip
-    return {v: i / (len(values) - 1) for i, v in enumerate(values)}
-
-
-def _scored(trials: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+def scored_trials(trials: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
     """The trials with a value for `metric`, `keys` hashable (lists as tuples); a
     RunDataError naming what is missing."""
     for key in keys:

@@ -40,6 +40,7 @@ CONNECT_TIMEOUT_S = 10
 # nothing listens, printing its C++ log lines.
 PROBE_TIMEOUT_S = 5.0
 AGENT_WAIT_S = 60
+STOP_WAIT_S = 60  # how long `sweeps stop` gives a run to end as Ctrl-C does
 SPEC_ENV = "SWEEPS_SPEC_YAML"
 SLOT_RESOURCE = "sweep_slots"
 # Never shipped to the cluster, wherever they are in the tree (gitignore patterns; letters
@@ -325,7 +326,11 @@ def submit(
                "--run-id", run_id, "--results", results]  # fmt: skip
     if data_dir:
         command += ["--data-dir", data_dir]
-    runtime_env: dict[str, Any] = {"env_vars": {SPEC_ENV: to_yaml(spec)}}
+    # `sweeps stop` sends SIGTERM, which the run takes as Ctrl-C (its rows whole, its
+    # manifest finished); Ray's supervisor, which reads this from the job's env, would
+    # SIGKILL it after 3 s, before Tune has stopped.
+    env_vars = {SPEC_ENV: to_yaml(spec), "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}
+    runtime_env: dict[str, Any] = {"env_vars": env_vars}
     if shipment is not None:
         runtime_env.update(working_dir=str(shipment.root), excludes=list(shipment.excludes))
     deadline = time.monotonic() + AGENT_WAIT_S
