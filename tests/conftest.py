@@ -1,12 +1,14 @@
-"""Shared fixtures: the real MNIST from ../shared (or $SWEEPS_DATA_DIR) and digits."""
+"""Shared fixtures: the real MNIST from ../shared (or $SWEEPS_DATA_DIR), digits, a local S3."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.s3 import moto_bucket
 from trainers.data import DATA_DIR_ENV, Dataset, load_dataset
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -31,3 +33,10 @@ def mnist(mnist_dir: Path) -> Dataset:
 @pytest.fixture(scope="session")
 def digits() -> Dataset:
     return load_dataset("digits")
+
+
+@pytest.fixture
+def s3_server() -> Iterator[str]:
+    """A moto S3 server on loopback with an empty bucket; its results URI."""
+    with moto_bucket() as uri:
+        yield uri

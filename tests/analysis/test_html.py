@@ -1,5 +1,5 @@
 """The report page on a run made here: self-contained, escaped, everything in it. A real
-browser opens a real run's page in tests/sweeps/test_report_html.py."""
+browser opens a real run's page in tests/sweeps/cli/test_report_html.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 from analysis import load_run
 from analysis.html import Table, report_page, table_html
 from analysis.plots import metric_vs_param, png
-from tests.analysis.test_plots import trial_row, write_run
+from tests.helpers.runs import trial_row, write_run
 
 
 class Page(HTMLParser):

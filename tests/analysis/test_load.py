@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -8,38 +7,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 import analysis
 from analysis import RunDataError, load_run
-
-
-def make_run(root: Path) -> Path:
-    run_dir = root / "sweep" / "run-1"
-    (run_dir / "trials").mkdir(parents=True)
-    (run_dir / "epochs").mkdir()
-    for index, batch_size in enumerate([64, 32]):
-        trial_id = f"t_{index}"
-        pd.DataFrame({"trial_id": [trial_id], "status": ["TERMINATED"], "seed": [0],
-                      "batch_size": [batch_size], "val_accuracy": [0.9 + index / 100]}
-                     ).to_parquet(run_dir / "trials" / f"{trial_id}.parquet")  # fmt: skip
-        pd.DataFrame({"trial_id": [trial_id] * 2, "epoch": [1, 2]}).to_parquet(
-            run_dir / "epochs" / f"{trial_id}.parquet"
-        )
-    spec = {
-        "name": "sweep",
-        "grid": {"batch_size": [64, 32]},
-        "repeats": 2,
-        "reference": [{"source": "r", "rows": [{"batch_size": 64, "val_accuracy": 0.9}]}],
-    }
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))  # fmt: skip
-    return run_dir
+from tests.helpers.runs import truncate, write_pandas_run, write_run
 
 
 def test_load_gives_trials_and_epochs(tmp_path: Path) -> None:
-    trials, epochs = analysis.load(make_run(tmp_path))
+    trials, epochs = analysis.load(write_pandas_run(tmp_path))
     assert list(trials["trial_id"]) == ["t_0", "t_1"] and len(epochs) == 4
-    run = load_run(make_run(tmp_path / "again"))
+    run = load_run(write_pandas_run(tmp_path / "again"))
     assert run.name == "sweep" and run.swept == ["batch_size", "seed"]
     assert run.references[0]["source"] == "r"
 
@@ -50,38 +27,6 @@ def test_missing_or_empty_run_directory(tmp_path: Path) -> None:
     (tmp_path / "empty" / "trials").mkdir(parents=True)
     with pytest.raises(RunDataError, match="has no trial results"):
         load_run(tmp_path / "empty")
-
-
-def write_run(root: Path) -> Path:
-    """A run directory as `sweeps run` writes one: pyarrow files, spec.yaml, manifest.json."""
-    run_dir = root / "sweep" / "run-2"
-    (run_dir / "trials").mkdir(parents=True)
-    (run_dir / "epochs").mkdir()
-    for index, batch_size in enumerate([64, 32]):
-        trial_id = f"t_{index:05d}"
-        trial = {
-            "run_id": "run-2",
-            "trial_id": trial_id,
-            "status": "TERMINATED",
-            "batch_size": batch_size,
-            "val_accuracy": 0.9 + index / 100,
-            "val_loss": 0.3,
-        }
-        epochs = [{"run_id": "run-2", "trial_id": trial_id, "epoch": epoch,
-                   "val_loss": 0.5 / epoch, "val_accuracy": 0.8 + epoch / 100}
-                  for epoch in (1, 2)]  # fmt: skip
-        pq.write_table(pa.Table.from_pylist([trial]), run_dir / "trials" / f"{trial_id}.parquet")
-        pq.write_table(pa.Table.from_pylist(epochs), run_dir / "epochs" / f"{trial_id}.parquet")
-    spec = {"name": "sweep", "grid": {"batch_size": [64, 32]}}
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
-    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "run-2", "host": "h"}))
-    return run_dir
-
-
-def truncate(file: Path) -> None:
-    """What a copy cut short leaves: the first half of the bytes."""
-    data = file.read_bytes()
-    file.write_bytes(data[: len(data) // 2])
 
 
 def test_pyarrow_run_reads_as_pandas_would(tmp_path: Path) -> None:

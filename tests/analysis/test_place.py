@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,9 +14,7 @@ import pytest
 
 import analysis
 from analysis.place import Place, StorageError
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-               "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+from tests.helpers.s3 import CREDENTIALS
 
 
 def test_local_place_writes_whole_files(tmp_path: Path) -> None:
@@ -44,36 +39,6 @@ def test_uris_keep_their_options_when_joined() -> None:
     assert Place.of(f"file://{os.sep}tmp/x").local
     with pytest.raises(StorageError, match="results location 'nosuch://x'"):
         Place.of("nosuch://x")
-
-
-@pytest.fixture
-def s3_server() -> Iterator[str]:
-    """A moto S3 server on loopback with an empty bucket; its results URI."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        os.environ.update(CREDENTIALS)
-        s3 = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http",
-                               region="us-east-1", allow_bucket_creation=True)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                s3.create_dir("sweeps-test")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.3)
-        yield f"s3://sweeps-test/results?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        for key in CREDENTIALS:
-            os.environ.pop(key, None)
 
 
 @pytest.mark.slow

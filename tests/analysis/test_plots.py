@@ -1,10 +1,8 @@
 """The figures, on frames made here: what each draws (its artists' data), not only that a
-PNG appears. tests/sweeps/test_report_html.py draws them from real runs."""
+PNG appears. tests/sweeps/cli/test_report_html.py draws them from real runs."""
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from matplotlib.colors import to_rgba
-from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
-from matplotlib.image import imread
 
 from analysis import RunDataError, find_threshold, load_run
 from analysis.confusion import (
@@ -27,41 +22,10 @@ from analysis.confusion import (
     row_normalised,
 )
 from analysis.figures import file_label, run_figures
-from analysis.plots import (
-    Reference,
-    learning_curves,
-    metric_vs_param,
-    parallel_coordinates,
-    png,
-    save,
-)
-
-EPOCHS = 3
-
-
-def confusion(correct: int, seed: int) -> list[int]:
-    """A 10x10 row-major matrix with a strong diagonal and a little noise off it."""
-    rng = np.random.default_rng(seed)
-    counts = rng.integers(0, 6, size=(10, 10))
-    np.fill_diagonal(counts, correct)
-    return counts.ravel().tolist()
-
-
-def trial_row(trial_id: str, accuracy: float, **config: object) -> dict[str, object]:
-    return {
-        "run_id": "run1",
-        "trial_id": trial_id,
-        "status": "TERMINATED",
-        "error": None,
-        **config,
-        "train_loss": 1 - accuracy,
-        "train_accuracy": accuracy + 0.01,
-        "val_loss": 1.1 - accuracy,
-        "val_accuracy": accuracy,
-        "test_accuracy": accuracy - 0.005,
-        "epochs_completed": EPOCHS,
-        "confusion": confusion(int(accuracy * 1000), seed=len(trial_id) + int(accuracy * 100)),
-    }
+from analysis.parallel import parallel_coordinates
+from analysis.plots import Reference, learning_curves, metric_vs_param, png, save
+from tests.helpers.plots import assert_drawn, error_bars, legend_labels
+from tests.helpers.runs import EPOCHS, epochs_for, trial_row, write_run
 
 
 def error_row(trial_id: str, **config: object) -> dict[str, object]:
@@ -70,17 +34,6 @@ def error_row(trial_id: str, **config: object) -> dict[str, object]:
     row.update(dict.fromkeys(metrics, np.nan))
     row.update(status="ERROR", error="RuntimeError: CUDA out of memory", confusion=None)
     return row
-
-
-def epochs_for(trials: pd.DataFrame, names: tuple[str, str] = ("train_loss", "train_accuracy")):
-    rows = []
-    for _, trial in trials[trials["status"] == "TERMINATED"].iterrows():
-        for epoch in range(1, EPOCHS + 1):
-            accuracy = trial["val_accuracy"] - 0.05 * (EPOCHS - epoch)
-            rows.append({"run_id": "run1", "trial_id": trial["trial_id"], "epoch": epoch,
-                         names[0]: 1 - accuracy, names[1]: accuracy + 0.01,
-                         "val_loss": 1.1 - accuracy, "val_accuracy": accuracy})  # fmt: skip
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture
@@ -103,33 +56,6 @@ def grid_trials() -> pd.DataFrame:
         for i, (lr, name) in enumerate((lr, n) for lr in (0.01, 0.1) for n in ("tanh", "relu"))
     ]
     return pd.DataFrame(rows)
-
-
-def assert_drawn(data: bytes | Path) -> None:
-    """Not just a file: a PNG with real content on it."""
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 5_000
-    pixels = imread(io.BytesIO(raw))[..., :3]
-    assert pixels.std() > 0.05
-    assert (pixels < 0.95).any(axis=-1).mean() > 0.03
-
-
-def error_bars(figure: Figure) -> dict[str, list[tuple[float, float, float]]]:
-    """Each labelled errorbar series: (x, mean, half the bar) per point."""
-    out = {}
-    for container in figure.axes[0].containers:
-        if isinstance(container, ErrorbarContainer):
-            line, _, bars = container.lines
-            halves = [0.0] * len(line.get_xdata())
-            if bars:
-                halves = [abs(seg[1][1] - seg[0][1]) / 2 for seg in bars[0].get_segments()]
-            points = zip(line.get_xdata(), line.get_ydata(), halves, strict=True)
-            out[container.get_label()] = [(float(x), float(y), float(h)) for x, y, h in points]
-    return out
-
-
-def legend_labels(figure: Figure) -> list[str]:
-    return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
 
 
 def test_metric_vs_param_means_and_spread_over_repeats(batch_trials: pd.DataFrame) -> None:
@@ -323,22 +249,17 @@ def test_file_label() -> None:
         "hidden=64-32,lr=0.001,activation=leaky_relu_x")  # fmt: skip
 
 
-def write_run(root: Path, trials: pd.DataFrame, grid: dict[str, list], repeats: int = 1) -> Path:
-    run_dir = root / "sweep" / "r1"
-    for folder, frame in (("trials", trials), ("epochs", epochs_for(trials))):
-        (run_dir / folder).mkdir(parents=True)
-        frame.to_parquet(run_dir / folder / "all.parquet")
-    reference = {"source": "paper", "rows": [{"batch_size": 16, "val_accuracy": 0.9}]}
-    spec = {"name": "sweep", "grid": grid, "repeats": repeats, "metric": "val_accuracy",
-            "reference": [reference]}  # fmt: skip
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "r1"}))
-    return run_dir
+# The spec of each run written here, besides its grid and repeats.
+SPEC = {
+    "metric": "val_accuracy",
+    "reference": [{"source": "paper", "rows": [{"batch_size": 16, "val_accuracy": 0.9}]}],
+}
 
 
 def test_run_figures_through_parquet(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
     """A run read back from Parquet (lists as tuples): every figure, named by configuration."""
-    run = load_run(write_run(tmp_path, batch_trials, {"batch_size": [256, 64, 16]}, repeats=3))
+    grid = {"batch_size": [256, 64, 16]}
+    run = load_run(write_run(tmp_path, batch_trials, grid, epochs=EPOCHS, repeats=3, **SPEC))
     plots = list(run_figures(run))
     assert [p.name for p in plots] == [
         "val_accuracy-vs-batch_size.png", "learning-curves-by-batch_size.png",
@@ -355,7 +276,8 @@ def test_run_figures_through_parquet(batch_trials: pd.DataFrame, tmp_path: Path)
 
 def test_run_figures_of_a_two_axis_grid(grid_trials: pd.DataFrame, tmp_path: Path) -> None:
     grid = {"lr": [0.01, 0.1], "activation": ["tanh", "relu"]}
-    names = [p.name for p in run_figures(load_run(write_run(tmp_path, grid_trials, grid)))]
+    run = load_run(write_run(tmp_path, grid_trials, grid, epochs=EPOCHS, **SPEC))
+    names = [p.name for p in run_figures(run)]
     assert names[:5] == ["val_accuracy-vs-lr.png", "val_accuracy-vs-activation.png",
                          "parallel-coordinates.png", "learning-curves-by-lr.png",
                          "learning-curves-by-activation.png"]  # fmt: skip
@@ -364,7 +286,8 @@ def test_run_figures_of_a_two_axis_grid(grid_trials: pd.DataFrame, tmp_path: Pat
 
 def test_run_figures_when_every_trial_failed(tmp_path: Path) -> None:
     failed = pd.DataFrame([error_row("e0", batch_size=32, activation="relu", seed=0)])
-    assert list(run_figures(load_run(write_run(tmp_path, failed, {"batch_size": [32]})))) == []
+    run = load_run(write_run(tmp_path, failed, {"batch_size": [32]}, **SPEC))
+    assert list(run_figures(run)) == []
 
 
 def test_imports_neither_torch_nor_ray() -> None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.analysis.test_load import truncate, write_run
+from tests.helpers.runs import truncate, write_run
 
 
 def sweeps(*args: str) -> subprocess.CompletedProcess[str]:

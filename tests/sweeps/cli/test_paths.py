@@ -18,15 +18,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
+import pandas as pd
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import pytest
 import yaml
-from sweeps.plan.spec import parse_spec, to_yaml
-from analysis.place import Place, StorageError
 
 from analysis import place as place_module
+from analysis.place import Place, StorageError
+from sweeps.plan.spec import parse_spec, to_yaml
+from tests.helpers.runs import write_run
 from tests.sweeps.conftest import run_cli
 
 SWEEPS = Path(sys.executable).with_name("sweeps")  # the console script, as a user runs it
@@ -73,12 +73,12 @@ def assert_no_ray(ray_tmp: Path) -> None:
     assert not os.listdir(ray_tmp), os.listdir(ray_tmp)
 
 
-def write_run(root: Path) -> Path:
+def interrupted_run(root: Path) -> Path:
     """An interrupted run as `sweeps run` leaves one: the resolved spec, a manifest with no
     finished_at, the rows of one of its two configurations, and its lock file."""
-    run_dir = root / "sweep" / "run-1"
-    (run_dir / "trials").mkdir(parents=True)
-    (run_dir / "epochs").mkdir()
+    trial = {"run_id": "run-1", "trial_id": "t_00000", "status": "TERMINATED", "error": None,
+             "config_index": 0, "batch_size": 64, "val_accuracy": 0.9, "val_loss": 0.3}  # fmt: skip
+    run_dir = write_run(root, pd.DataFrame([trial]), epochs=1)
     spec = parse_spec({"name": "sweep", "dataset": "digits", "base": {"epochs": 1},
                        "grid": {"batch_size": [64, 32]}, "resources": {"gpus": 0},
                        "max_bundle": 1}, "test")  # fmt: skip
@@ -86,12 +86,6 @@ def write_run(root: Path) -> Path:
     manifest = {"run_id": "run-1", "sweep": "sweep", "trials": 2,
                 "started_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    trial = {"run_id": "run-1", "trial_id": "t_00000", "status": "TERMINATED", "error": None,
-             "config_index": 0, "batch_size": 64, "val_accuracy": 0.9, "val_loss": 0.3}  # fmt: skip
-    epochs = [{"run_id": "run-1", "trial_id": "t_00000", "epoch": 1, "val_accuracy": 0.9,
-               "val_loss": 0.3}]  # fmt: skip
-    pq.write_table(pa.Table.from_pylist([trial]), run_dir / "trials" / "t_00000.parquet")
-    pq.write_table(pa.Table.from_pylist(epochs), run_dir / "epochs" / "t_00000.parquet")
     (run_dir / ".lock").write_text('{"pid": 1, "host": "h", "since": "2026-01-01"}\n')
     return run_dir
 
@@ -159,7 +153,7 @@ def read_only(targets: list[Path], how: str) -> Iterator[list[str]]:
 def test_report_of_a_read_only_run(
     tmp_path: Path, ray_tmp: Path, how: str, args: list[str], says: str | None
 ) -> None:
-    run_dir = write_run(tmp_path)
+    run_dir = interrupted_run(tmp_path)
     before = snapshot(run_dir)
     with read_only([run_dir], how) as prefix:
         completed = sweeps("report", run_dir, *args, ray_tmp=ray_tmp, prefix=prefix)
@@ -188,7 +182,7 @@ def test_report_of_a_read_only_run(
 def test_resume_of_a_read_only_run_starts_nothing_and_changes_nothing(
     tmp_path: Path, ray_tmp: Path, how: str, protected: str, says: str
 ) -> None:
-    run_dir = write_run(tmp_path)
+    run_dir = interrupted_run(tmp_path)
     targets = [run_dir, *run_dir.rglob("*")] if protected == "*" else [run_dir / protected]
     before = snapshot(run_dir)
     with read_only([t.resolve() for t in targets], how) as prefix:
@@ -330,7 +324,7 @@ def test_a_store_that_refuses_the_figures_is_one_line_exit_1(
 ) -> None:
     """Where nothing says beforehand that a write will fail (a bucket's policy), the refusal
     is one line too, once the report is printed."""
-    run_dir = write_run(tmp_path)
+    run_dir = interrupted_run(tmp_path)
 
     def refuse(self: Place, data: bytes) -> None:
         raise PermissionError(errno.EACCES, "Access Denied")

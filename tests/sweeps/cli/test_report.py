@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.analysis.test_load import write_run
+from tests.helpers.runs import write_pandas_run, write_run
 from tests.sweeps.conftest import run_cli
 
 BATCH_SIZES = [1024, 512, 256, 128, 64, 32, 16, 8]
@@ -30,28 +30,17 @@ def accuracy(batch_size: int) -> float:
 
 
 def write_wide_run(root: Path) -> Path:
-    """As tests/analysis/test_load.py's write_run, with Ray-like trial ids and enough batch
-    sizes and seeds that the report table is far wider than 80 columns."""
-    run_dir = root / "report-a-batch-size" / "run-3"
-    (run_dir / "trials").mkdir(parents=True)
-    (run_dir / "epochs").mkdir()
-    for index, (batch_size, seed) in enumerate(
-        (b, s) for b in BATCH_SIZES for s in SEEDS
-    ):  # fmt: skip
-        trial_id = f"28653_{index:05d}"
-        trial = {"run_id": "run-3", "trial_id": trial_id, "status": "TERMINATED",
-                 "batch_size": batch_size, "seed": seed,
-                 "val_accuracy": accuracy(batch_size) + (seed - 1) / 1000,
-                 "val_loss": 0.3, "train_time_s": 12.5}  # fmt: skip
-        epochs = [{"run_id": "run-3", "trial_id": trial_id, "epoch": 1, "val_loss": 0.5,
-                   "val_accuracy": 0.8}]  # fmt: skip
-        pq.write_table(pa.Table.from_pylist([trial]), run_dir / "trials" / f"{trial_id}.parquet")
-        pq.write_table(pa.Table.from_pylist(epochs), run_dir / "epochs" / f"{trial_id}.parquet")
-    spec = {"name": "report-a-batch-size", "grid": {"batch_size": BATCH_SIZES},
-            "repeats": len(SEEDS)}  # fmt: skip
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec))
-    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "run-3", "host": "h"}))
-    return run_dir
+    """A run with Ray-like trial ids and enough batch sizes and seeds that the report table
+    is far wider than 80 columns."""
+    trials = pd.DataFrame([
+        {"run_id": "run-3", "trial_id": f"28653_{index:05d}", "status": "TERMINATED",
+         "batch_size": batch_size, "seed": seed,
+         "val_accuracy": accuracy(batch_size) + (seed - 1) / 1000,
+         "val_loss": 0.3, "train_time_s": 12.5}
+        for index, (batch_size, seed) in enumerate((b, s) for b in BATCH_SIZES for s in SEEDS)
+    ])  # fmt: skip
+    return write_run(root, trials, {"batch_size": BATCH_SIZES}, epochs=1,
+                     name="report-a-batch-size", repeats=len(SEEDS))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +147,7 @@ def test_status_counts_the_trials_a_run_lacks(tmp_path: Path) -> None:
 def test_analysis_commands_name_bad_columns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.analysis.test_load import make_run
-
-    run_dir = str(make_run(tmp_path))
+    run_dir = str(write_pandas_run(tmp_path))
     cases = [
         (["threshold", run_dir, "--param", "learning_rate"], "no column 'learning_rate'"),
         (["threshold", run_dir, "--metric", "status"], "column 'status' is not numeric"),

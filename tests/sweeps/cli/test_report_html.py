@@ -23,7 +23,7 @@ from PIL import Image
 
 from analysis import find_threshold, load_run
 from analysis.figures import Plot, run_figures
-from tests.analysis.test_plots import assert_drawn, error_bars, legend_labels
+from tests.helpers.plots import assert_drawn, error_bars, legend_labels
 
 pytestmark = pytest.mark.slow
 

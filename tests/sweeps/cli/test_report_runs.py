@@ -17,8 +17,8 @@ import pytest
 
 import analysis
 from analysis import RunDataError
+from tests.helpers.runs import sleepy_spec
 from tests.sweeps.conftest import plugin_env, run_cli
-from tests.sweeps.run.test_faults import sleepy_spec
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,18 +19,12 @@ import psutil
 import pytest
 import yaml
 
+from tests.helpers.processes import STATUS_LINE, free_port, timed_lines
 from tests.sweeps.conftest import plugin_env
-from tests.sweeps.record.test_progress import STATUS_LINE, timed_lines
 
 pytestmark = pytest.mark.slow
 SWEEPS = [sys.executable, "-m", "sweeps"]
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +203,10 @@ def test_a_stopped_job_keeps_its_finished_trials(head: dict[str, str], tmp_path:
     assert wait_for(head, job, {"STOPPED", "SUCCEEDED", "FAILED"}) == "STOPPED"
     trials = pd.read_parquet(results / "long" / job / "trials")
     assert 1 <= len(trials) < 6 and set(trials["status"]) == {"TERMINATED"}
+    # The run ended as Ctrl-C ends it: Ray's supervisor SIGKILLed it 3 s after the
+    # SIGTERM, before its manifest was finished.
+    manifest = json.loads((results / "long" / job / "manifest.json").read_text())
+    assert "finished_at" in manifest, manifest
 
 
 def test_without_the_token_the_error_says_where_to_put_it(
@@ -327,7 +324,13 @@ def test_submit_ships_the_checkout_without_secrets_or_ignored_files(
     job = json.loads(listing.read_text())
     assert job["root"] != str(checkout.resolve())  # the shipped copy, not this one
     shipped = {name for name in job["files"] if "__pycache__" not in name}
-    needed = {"listing.py", ".gitignore", "sweeps/jobs.py", "pyproject.toml", "tokenizer.py"}
+    needed = {
+        "listing.py",
+        ".gitignore",
+        "sweeps/cluster/jobs.py",
+        "pyproject.toml",
+        "tokenizer.py",
+    }
     assert needed <= shipped
     assert not shipped & {*secrets, *ignored}, shipped & {*secrets, *ignored}
     assert len(shipped) == int(said[2])  # what the line said went is what arrived

@@ -29,6 +29,7 @@ import psutil
 import pytest
 
 from sweeps.cluster.session import RayStartError, check_address
+from tests.helpers.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -61,13 +62,6 @@ def ray_env(ray_tmp: Path, *, token: bool = True, **extra: str) -> dict[str, str
     else:
         env["RAY_AUTH_MODE"] = "disabled"
     return {**env, **extra}
-
-
-def free_port() -> int:
-    """A port where nothing listens (bound once by us, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def python(*parts: str) -> str:

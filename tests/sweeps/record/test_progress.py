@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import math
 import re
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,38 +18,12 @@ from sweeps.record import progress
 from sweeps.record.events import Listener
 from sweeps.record.fanout import Fanout
 from sweeps.record.protocol import EPOCH, FINAL, encode
+from tests.helpers.processes import CLOCK, STATUS_LINE, timed_lines
+from tests.helpers.runs import read_run, write_spec
 from tests.sweeps.conftest import plugin_env, run_cli
-from tests.sweeps.run.test_runner import read, write_spec
 
 SWEEPS = [sys.executable, "-m", "sweeps"]
-CLOCK = r"\d\d:\d\d:\d\d"
 DONE_LINE = re.compile(rf"^{CLOCK}  (\d+)/(\d+) (done|failed)  (\S+)  (.*?)  (.*)  in \d+\.\ds$")
-STATUS_LINE = re.compile(
-    rf"^{CLOCK}  \d+/\d+  \d+ done, \d+ running, \d+ pending, \d+ failed  eta {CLOCK}"
-)
-
-
-def timed_lines(
-    command: list[str], env: dict[str, str], timeout: float = 150
-) -> tuple[int, list[tuple[float, str]]]:
-    """Run `command` with stdout and stderr as one pipe (neither a terminal): its exit code
-    and each line with the moment it arrived."""
-    process = subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)  # fmt: skip
-    arrived: list[tuple[float, str]] = []
-
-    def read() -> None:
-        for line in process.stdout or []:
-            arrived.append((time.monotonic(), line.rstrip("\n")))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        code = process.wait(timeout=timeout)
-    finally:
-        process.kill()
-    reader.join(timeout=10)
-    return code, arrived
 
 
 def test_the_running_table_never_cuts_an_id_or_a_number() -> None:
@@ -84,7 +55,7 @@ def test_piped_run_prints_a_line_per_configuration_while_it_runs(tmp_path: Path)
     shown = "\n".join(line for _, line in arrived[:summary])
     assert "\x1b" not in text and "━" not in shown, text  # no live display off a terminal
 
-    _, trials, _ = read(tmp_path / "results")
+    _, trials, _ = read_run(tmp_path / "results")
     by_id = trials.set_index("trial_id")
     ended = [(when, match) for when, line in arrived if (match := DONE_LINE.match(line))]
     assert [int(match[1]) for _, match in ended] == [1, 2, 3], text
@@ -116,7 +87,7 @@ def test_a_line_for_each_configuration_of_a_fused_pack(
         "--results", str(tmp_path),
     )  # fmt: skip
     assert code == 0
-    _, trials, _ = read(tmp_path)
+    _, trials, _ = read_run(tmp_path)
     assert trials["bundle_id"].nunique() == 1 and len(trials) == 4
     err = capsys.readouterr().err
     ended = [match for line in err.splitlines() if (match := DONE_LINE.match(line))]
@@ -146,7 +117,7 @@ def test_a_terminal_shows_the_eta_and_each_running_trials_epoch_and_metric(
         base={"epochs": 3, "sleep_s": 0.5}, grid={"x": [1, 2]}, max_concurrent=1,
     )  # fmt: skip
     assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
-    _, trials, _ = read(tmp_path / "results")
+    _, trials, _ = read_run(tmp_path / "results")
     # The live display redraws in place: a cursor move starts a line, colours go.
     drawn = re.sub(r"\x1b\[\d*[AK]|\r", "\n", screen.getvalue())
     lines = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", drawn).splitlines()

@@ -15,6 +15,7 @@ from analysis.place import Place
 from sweeps.record.fanout import Fanout
 from sweeps.record.protocol import EPOCH, FINAL, decode, encode
 from sweeps.record.results import RunWriter, finished_configs
+from tests.helpers.runs import frames
 
 CONFIGS = [{"x": 1, "lr": 0.1}, {"x": 2, "lr": 0.1}, {"x": 3, "lr": 0.01}]
 
@@ -32,10 +33,6 @@ def train(fanout: Fanout, key: str, indices: list[int], epochs: list[list[dict]]
     finals = [{**rows[-1], "test_accuracy": 0.7, "params": 10} for rows in epochs]
     fanout.report(key, encode(FINAL, finals))
     fanout.end(key, None)
-
-
-def frames(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return pd.read_parquet(run_dir / "trials"), pd.read_parquet(run_dir / "epochs")
 
 
 def test_a_trial_and_a_group_each_write_a_row_per_configuration(tmp_path: Path) -> None:

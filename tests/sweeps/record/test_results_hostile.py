@@ -9,12 +9,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from analysis.place import Place
 from sweeps.record.fanout import Fanout
 from sweeps.record.protocol import EPOCH, FINAL, encode
 from sweeps.record.results import RunWriter, finished_configs
+from tests.helpers.runs import frames, read_run, write_spec
 from tests.sweeps.conftest import run_cli
 
 CONFIGS = [{"x": x, "lr": 0.1} for x in range(12)]
@@ -33,10 +33,6 @@ def train(fanout: Fanout, key: str, index: int, **extra: object) -> None:
         fanout.report(key, encode(EPOCH, [epoch(number, **extra)]))
     fanout.report(key, encode(FINAL, [{**epoch(2, **extra), "test_accuracy": 0.7}]))
     fanout.end(key, None)
-
-
-def frames(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return pd.read_parquet(run_dir / "trials"), pd.read_parquet(run_dir / "epochs")
 
 
 def test_an_int_beyond_int64_is_kept_exactly_as_text(tmp_path: Path) -> None:
@@ -149,16 +145,6 @@ def test_tensorboard_and_w_and_b_curves_take_the_parquet_columns_names() -> None
     assert curves(reported, {"x": 1}) == {"train_loss": 0.5, "metric_trial_id": 3,
                                            "metric_status": 0.25, "metric_x": 9.0,
                                            "acc_relu": 0.9}  # fmt: skip
-
-
-def write_spec(path: Path, **spec: object) -> str:
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
-
-
-def read_run(results: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
-    (run_dir,) = [p for p in results.glob("*/*") if p.is_dir()]
-    return run_dir, *frames(run_dir)
 
 
 @pytest.mark.slow

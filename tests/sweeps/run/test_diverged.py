@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.runs import read_run
 from tests.sweeps.conftest import run_cli
-from tests.sweeps.run.test_runner import read
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 
@@ -29,7 +29,7 @@ def test_a_run_where_every_configuration_diverged_has_no_threshold_and_no_best(
     )  # fmt: skip
     run = capsys.readouterr()
     assert code == 0, run.err  # diverging is an answer, not a failure of the run
-    run_dir, trials, _ = read(tmp_path)
+    run_dir, trials, _ = read_run(tmp_path)
     assert list(trials["status"]) == ["DIVERGED"] * len(BATCH_SIZES)
     assert trials["val_accuracy"].notna().all()  # a number, and the report must not use it
     count = len(BATCH_SIZES)

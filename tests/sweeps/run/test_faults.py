@@ -19,18 +19,12 @@ import psutil
 import pytest
 import yaml
 
+from tests.helpers.processes import wait_for_rows
+from tests.helpers.runs import assert_each_configuration_once, sleepy_spec
 from tests.sweeps.conftest import plugin_env
 
 pytestmark = pytest.mark.slow
 SWEEPS = [sys.executable, "-m", "sweeps"]
-
-
-def sleepy_spec(path: Path, xs: list[int], **extra: object) -> Path:
-    path.write_text(yaml.safe_dump({
-        "name": "sleepy", "trainer": "user_trainers:steady", "dataset": None,
-        "base": {"epochs": 3, "sleep_s": 0.3}, "grid": {"x": xs}, "max_concurrent": 1, **extra,
-    }))  # fmt: skip
-    return path
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -40,30 +34,9 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
     )  # fmt: skip
 
 
-def wait_for_rows(process: subprocess.Popen[str], pattern: str, root: Path, count: int) -> None:
-    """Until `count` trials files exist: polled tightly, so a kill lands right after."""
-    deadline = time.monotonic() + 180
-    while len(list(root.glob(pattern))) < count:
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.005)
-
-
 def resume(run_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SWEEPS, "resume", str(run_dir)], env=plugin_env(),
                           capture_output=True, text=True, timeout=300)  # fmt: skip
-
-
-def assert_each_configuration_once(run_dir: Path, xs: list[int], kept: pd.DataFrame) -> None:
-    trials = pd.read_parquet(run_dir / "trials")
-    assert sorted(trials["x"]) == xs, trials[["x", "trial_id"]]
-    assert sorted(trials["config_index"]) == list(range(len(xs)))
-    assert set(trials["status"]) == {"TERMINATED"}
-    again = trials.set_index("trial_id").loc[kept["trial_id"], "started_at"]
-    assert list(again) == list(kept["started_at"])  # not trained again
-    epochs = pd.read_parquet(run_dir / "epochs")
-    assert (epochs.groupby("trial_id").size() == 3).all() and epochs["trial_id"].nunique() == len(
-        xs
-    )
 
 
 def descendants(pid: int) -> list[psutil.Process]:

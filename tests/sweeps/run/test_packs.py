@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers.runs import read_run, write_spec
 from tests.sweeps.conftest import run_cli
-from tests.sweeps.run.test_runner import read, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 KEYS = ["activation", "batch_size", "epoch"]
@@ -23,8 +23,8 @@ def test_a_packed_run_reads_exactly_like_an_unpacked_one(tmp_path: Path, capsys)
     assert run_cli(*args, "--pack", "on", "--results", str(tmp_path / "packed")) == 0
     assert "packed: 4 bundles in 1 Tune trial (a process a trial)" in capsys.readouterr().err
     assert run_cli(*args, "--pack", "off", "--results", str(tmp_path / "apart")) == 0
-    _, packed, packed_epochs = read(tmp_path / "packed")
-    _, apart, apart_epochs = read(tmp_path / "apart")
+    _, packed, packed_epochs = read_run(tmp_path / "packed")
+    _, apart, apart_epochs = read_run(tmp_path / "apart")
 
     assert list(packed.columns) == list(apart.columns) and (packed.dtypes == apart.dtypes).all()
     assert list(packed_epochs.columns) == list(apart_epochs.columns)
@@ -50,7 +50,7 @@ def test_a_bundle_that_fails_in_a_pack_fails_alone(tmp_path: Path) -> None:
         base={"epochs": 2, "batch_size": 64}, grid={"hidden": [[32], [10**9]]},
     )  # fmt: skip
     assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 1
-    _, trials, epochs = read(tmp_path / "results")
+    _, trials, epochs = read_run(tmp_path / "results")
     by_width = trials.set_index(trials["hidden"].map(lambda widths: widths[0]))
     assert by_width.loc[32, "status"] == "TERMINATED"
     assert by_width.loc[32, "epochs_completed"] == 2

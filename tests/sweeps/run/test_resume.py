@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers.processes import wait_for_rows
 from tests.sweeps.conftest import plugin_env
-from tests.sweeps.run.test_faults import wait_for_rows
 
 pytestmark = pytest.mark.slow
 SWEEPS = str(Path(sys.executable).with_name("sweeps"))  # the console script

@@ -20,9 +20,9 @@ import pytest
 
 from analysis.place import Place
 from sweeps.run.runlock import LEASE_S, LOCK, RunInUse, run_lock
-from tests.analysis.test_place import s3_server  # noqa: F401  (a fixture)
+from tests.helpers.processes import wait_for_rows
+from tests.helpers.runs import sleepy_spec
 from tests.sweeps.conftest import plugin_env
-from tests.sweeps.run.test_faults import sleepy_spec, wait_for_rows
 
 SWEEPS = str(Path(sys.executable).with_name("sweeps"))  # the console script
 
@@ -66,7 +66,7 @@ def test_a_second_writer_is_refused_naming_the_first_and_a_kill_9_leaves_no_lock
 
 
 def test_an_object_store_lease_refuses_a_second_writer_and_expires_with_its_holder(
-    s3_server: str,  # noqa: F811
+    s3_server: str,
 ) -> None:
     run_dir = Place.of(s3_server) / "sleepy" / "run-1"
     holder = hold(run_dir.uri)
@@ -85,7 +85,7 @@ def test_an_object_store_lease_refuses_a_second_writer_and_expires_with_its_hold
 
 
 def test_of_two_writers_starting_together_on_an_object_store_one_goes_on(
-    s3_server: str,  # noqa: F811
+    s3_server: str,
 ) -> None:
     run_dir = Place.of(s3_server) / "sleepy" / "run-2"
     start = threading.Barrier(2)

@@ -8,19 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers.runs import read_run, write_spec
 from tests.sweeps.conftest import run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
-
-
-def read(run_root: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
-    (run_dir,) = [p for p in run_root.glob("*/*") if p.is_dir()]
-    return run_dir, pd.read_parquet(run_dir / "trials"), pd.read_parquet(run_dir / "epochs")
-
-
-def write_spec(path: Path, **spec: object) -> str:
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
 
 
 def test_set_overrides_base_values_and_makes_a_two_axis_grid(tmp_path: Path) -> None:
@@ -29,7 +20,7 @@ def test_set_overrides_base_values_and_makes_a_two_axis_grid(tmp_path: Path) -> 
         "--set", "batch_size=16,32", "--set", "activation=relu,tanh", "--set", "lr=0.3",
     )  # fmt: skip
     assert code == 0
-    _, trials, epochs = read(tmp_path)
+    _, trials, epochs = read_run(tmp_path)
     assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
     combos = set(zip(trials["batch_size"], trials["activation"], strict=True))
     assert combos == {(16, "relu"), (16, "tanh"), (32, "relu"), (32, "tanh")}
@@ -46,7 +37,7 @@ def test_user_trainer_that_raises_gives_error_rows_and_exit_1(
         base={"epochs": 2}, grid={"x": [1, 2, 3, 4, 5, 6]},
     )  # fmt: skip
     assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 1
-    _, trials, epochs = read(tmp_path / "results")
+    _, trials, epochs = read_run(tmp_path / "results")
     assert len(trials) == 6
     failed = trials[trials["status"] == "ERROR"].sort_values("x")
     assert list(failed["x"]) == [3, 6]
@@ -65,7 +56,7 @@ def test_failed_attempt_is_retried_and_written_once(tmp_path: Path) -> None:
         base={"epochs": 3, "marker_dir": str(tmp_path)}, grid={"x": [1, 2]},
     )  # fmt: skip
     assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
-    _, trials, epochs = read(tmp_path / "results")
+    _, trials, epochs = read_run(tmp_path / "results")
     assert list(trials["status"]) == ["TERMINATED", "TERMINATED"]
     # The failed first attempt reported epoch 1 with loss 9; only the retry's epochs remain.
     assert epochs.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3], [1, 2, 3]]
@@ -78,7 +69,7 @@ def test_report_a_batch_sizes_match_keras_on_real_mnist(tmp_path: Path, mnist_di
         "--results", str(tmp_path), "--data-dir", str(mnist_dir),
     )  # fmt: skip
     assert code == 0
-    _, trials, epochs = read(tmp_path)
+    _, trials, epochs = read_run(tmp_path)
     accuracy = dict(zip(trials["batch_size"], trials["val_accuracy"], strict=True))
     # Keras 3.15 / TensorFlow 2.21, fresh weights (EXPERIMENTS.md, A1).
     assert accuracy[64] == pytest.approx(0.9604, abs=0.005)
@@ -95,8 +86,8 @@ def test_fused_run_reads_exactly_like_an_unfused_one(tmp_path: Path) -> None:
             "--set", "activation=sigmoid,relu,exponential", "--repeats", "2"]  # fmt: skip
     assert run_cli(*args, "--results", str(tmp_path / "fused")) == 0
     assert run_cli(*args, "--results", str(tmp_path / "alone"), "--fuse", "off") == 0
-    fused_dir, fused, fused_epochs = read(tmp_path / "fused")
-    _, alone, alone_epochs = read(tmp_path / "alone")
+    fused_dir, fused, fused_epochs = read_run(tmp_path / "fused")
+    _, alone, alone_epochs = read_run(tmp_path / "alone")
 
     assert list(fused.columns) == list(alone.columns) and (fused.dtypes == alone.dtypes).all()
     assert list(fused_epochs.columns) == list(alone_epochs.columns)
@@ -132,7 +123,7 @@ def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
         scheduler="asha", max_concurrent=1, base={"epochs": 4}, grid={"x": [6, 5, 4, 3]},
     )  # fmt: skip
     assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
-    _, trials, epochs = read(tmp_path / "results")
+    _, trials, epochs = read_run(tmp_path / "results")
     completed = dict(zip(trials["x"], trials["epochs_completed"], strict=True))
     assert completed[6] == 4
     assert all(completed[x] < 4 for x in (5, 4, 3)), completed
@@ -147,7 +138,7 @@ def test_sampled_parameters_give_num_samples_trials(tmp_path: Path) -> None:
         sample={"x": {"choice": [10, 20]}, "lr": {"loguniform": [1e-4, 1e-1]}},
     )  # fmt: skip
     assert run_cli("run", spec, "--results", str(tmp_path / "results")) == 0
-    _, trials, _ = read(tmp_path / "results")
+    _, trials, _ = read_run(tmp_path / "results")
     assert len(trials) == 3 and set(trials["x"]) <= {10, 20}
     assert trials["lr"].between(1e-4, 1e-1).all() and trials["lr"].nunique() == 3
 
@@ -157,7 +148,7 @@ def test_results_go_through_a_filesystem_uri(tmp_path: Path) -> None:
     code = run_cli("run", "quickstart", "--results", uri, "--epochs", "1",
                    "--set", "batch_size=64,128")  # fmt: skip
     assert code == 0
-    run_dir, trials, epochs = read(tmp_path / "shared")
+    run_dir, trials, epochs = read_run(tmp_path / "shared")
     assert len(trials) == 2 and len(epochs) == 2
     assert (run_dir / "spec.yaml").is_file() and (run_dir / "manifest.json").is_file()
     assert (run_dir / "tune").is_dir()  # Tune's storage follows the results location

@@ -16,8 +16,9 @@ import pandas as pd
 import psutil
 import pytest
 
+from tests.helpers.processes import wait_for_rows
+from tests.helpers.runs import assert_each_configuration_once, sleepy_spec
 from tests.sweeps.conftest import plugin_env
-from tests.sweeps.run.test_faults import assert_each_configuration_once, sleepy_spec, wait_for_rows
 
 pytestmark = pytest.mark.slow
 SWEEPS = str(Path(sys.executable).with_name("sweeps"))  # the console script
