@@ -13,7 +13,7 @@ import pytest
 
 from analysis.place import Place
 from sweeps.record.fanout import Fanout
-from sweeps.record.protocol import EPOCH, FINAL, decode, encode
+from sweeps.record.protocol import EPOCH, FINAL, encode
 from sweeps.record.results import RunWriter, finished_configs
 from tests.helpers.runs import frames
 
@@ -122,12 +122,6 @@ def test_resume_sees_the_finished_configurations_and_their_columns(tmp_path: Pat
     train(fanout, "t2", [2], [[epoch(1)]])  # no f1 this time: the column stays
     trials, _ = frames(tmp_path)
     assert sorted(trials["config_index"]) == [0, 1, 2] and "f1" in trials.columns
-
-
-def test_protocol_puts_a_single_members_metrics_on_top_for_schedulers() -> None:
-    assert encode(EPOCH, [{"val_accuracy": 0.9}])["val_accuracy"] == 0.9
-    assert "val_accuracy" not in encode(EPOCH, [{"val_accuracy": 0.9}] * 2)
-    assert decode({"kind": "epoch"}) is None and decode({"val_accuracy": 1}) is None
 
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf])

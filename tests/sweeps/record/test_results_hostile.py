@@ -138,15 +138,6 @@ def test_a_column_that_widens_is_one_type_in_every_file(tmp_path: Path) -> None:
     assert trials.set_index("x")["f1"].dropna().to_dict() == {5: "1", 7: "0.5", 8: str(BIG)}
 
 
-def test_tensorboard_and_w_and_b_curves_take_the_parquet_columns_names() -> None:
-    from sweeps.record.curves import curves
-
-    reported = {"loss": 0.5, "trial_id": 3, "status": 0.25, "x": 9.0, "acc_relu": 0.9}
-    assert curves(reported, {"x": 1}) == {"train_loss": 0.5, "metric_trial_id": 3,
-                                           "metric_status": 0.25, "metric_x": 9.0,
-                                           "acc_relu": 0.9}  # fmt: skip
-
-
 @pytest.mark.slow
 @pytest.mark.usefixtures("local_ray")
 def test_a_trainer_reporting_a_seed_beyond_int64_gets_every_row_written(
