@@ -22,7 +22,6 @@ from analysis.confusion import (
     row_normalised,
 )
 from analysis.figures import file_label, run_figures
-from analysis.parallel import parallel_coordinates
 from analysis.plots import Reference, learning_curves, metric_vs_param, png, save
 from tests.helpers.plots import assert_drawn, error_bars, legend_labels
 from tests.helpers.runs import EPOCHS, epochs_for, trial_row, write_run
@@ -45,16 +44,6 @@ def batch_trials() -> pd.DataFrame:
         for i, ((size, seed), acc) in enumerate(accuracy.items())
     ]
     rows.append(error_row("b9", batch_size=64, activation="relu", seed=2, hidden=(128,)))
-    return pd.DataFrame(rows)
-
-
-@pytest.fixture
-def grid_trials() -> pd.DataFrame:
-    """lr x activation, one seed: a grid of two axes, activation categorical."""
-    rows = [
-        trial_row(f"g{i}", 0.9 + 0.01 * i, lr=lr, activation=name, seed=0)
-        for i, (lr, name) in enumerate((lr, n) for lr in (0.01, 0.1) for n in ("tanh", "relu"))
-    ]
     return pd.DataFrame(rows)
 
 
@@ -193,21 +182,6 @@ def test_learning_curves_without_epochs(batch_trials: pd.DataFrame) -> None:
     bare = epochs_for(batch_trials)[["trial_id", "epoch"]]
     with pytest.raises(RunDataError, match="none of train_accuracy"):
         learning_curves(batch_trials, bare, "batch_size")
-
-
-def test_parallel_coordinates(grid_trials: pd.DataFrame) -> None:
-    figure = parallel_coordinates(grid_trials, ["lr", "activation"], "val_accuracy",
-                                  orders={"activation": ["tanh", "relu"]})  # fmt: skip
-    axes = figure.axes[0]
-    lines = [line for line in axes.get_lines() if line.get_marker() == "o"]  # not the axes
-    assert len(lines) == 4  # one per configuration
-    assert [t.get_text() for t in axes.get_xticklabels()] == ["lr", "activation", "val_accuracy"]
-    # The best drawn last, on top, at the top of the metric's axis; lr 0.1 at the top of lr's.
-    assert lines[-1].get_ydata().tolist() == [1.0, 1.0, 1.0]
-    assert lines[0].get_ydata().tolist() == [0.0, 0.0, 0.0]
-    assert "4 configurations" in figure.get_suptitle()
-    with pytest.raises(RunDataError, match="optimizer"):
-        parallel_coordinates(grid_trials, ["lr", "optimizer"], "val_accuracy")
 
 
 def test_confusion_counts_pooled_and_row_normalised(batch_trials: pd.DataFrame) -> None:
