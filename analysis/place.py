@@ -234,9 +234,8 @@ def _from_uri(text: str) -> tuple[pafs.FileSystem, str]:
         )
     try:
         fs, path = pafs.FileSystem.from_uri(text)
-    except pa.ArrowInvalid as error:  # a malformed URI
-        raise StorageError(f"results location {text!r}: {_first_line(error)}") from None
-    except pa.ArrowNotImplementedError as error:  # "... Arrow compiled without S3 support"
+    # A malformed URI, or "... Arrow compiled without S3 support".
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise StorageError(f"results location {text!r}: {_first_line(error)}") from None
     return fs, path
 

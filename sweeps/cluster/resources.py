@@ -3,9 +3,9 @@ whether any node can hold one at all (checked before a run starts)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
+from sweeps.cluster.session import Say
 from sweeps.plan.groups import packs_apply
 from sweeps.plan.spec import SweepSpec
 
@@ -13,7 +13,6 @@ AUTO_GPU_FRACTION = 0.25  # trials on one GPU without packs
 # The Ray cluster launcher writes this on an autoscaling head; Ray Tune's own test
 # (ray.tune.execution.cluster_info._is_ray_cluster) for "resources may still come".
 BOOTSTRAP_CONFIG = Path("~/ray_bootstrap_config.yaml")
-Say = Callable[[str], None]
 
 
 class ResourceError(ValueError):

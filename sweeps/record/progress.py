@@ -13,6 +13,7 @@ sweeps.record.fanout. A configuration's id is its trials row's: the Tune trial i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -53,6 +54,15 @@ MAX_ROWS = 10  # running configurations the live display lists; a pack may train
 MIN_CONFIG_WIDTH = 12  # narrower than this, the config column goes: ids and numbers stay
 
 
+@dataclasses.dataclass
+class _Running:
+    """A configuration between its start and its end, as the display shows it."""
+
+    configuration: Configuration
+    started: float  # time.monotonic() at its last attempt's start
+    epochs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
 def make_console() -> Console:
     """Where progress goes: stderr, the data (the summary table) going to stdout."""
     return Console(stderr=True)
@@ -69,9 +79,7 @@ class LiveProgress(Listener):
         self._started = self._drawn = self._said = time.monotonic()
         self._status_every_s = status_every_s()
         self._first_start: float | None = None  # the pace counts from here, not Ray's start
-        self._running: dict[str, Configuration] = {}  # by id, in the order they started
-        self._attempt_started: dict[str, float] = {}  # by id: its last attempt's start
-        self._epochs: dict[str, list[dict[str, Any]]] = {}  # a running configuration's
+        self._running: dict[str, _Running] = {}  # by id, in the order they started
         self._ended = 0
         self._counts = dict.fromkeys(Status, 0)
         self._work_done = 0  # epochs of the ended configurations (1 where epochs are unknown)
@@ -95,12 +103,12 @@ class LiveProgress(Listener):
         now = time.monotonic()
         if self._first_start is None:
             self._first_start = now
-        self._running[configuration.id] = configuration
-        self._attempt_started[configuration.id] = now
-        self._epochs[configuration.id] = []  # a retry starts from scratch
+        self._running[configuration.id] = _Running(configuration, now)  # a retry: from scratch
 
     def epoch(self, event: Epoch) -> None:
-        self._epochs.setdefault(event.configuration.id, []).append(event.metrics)
+        running = self._running.get(event.configuration.id)
+        if running is not None:
+            running.epochs.append(event.metrics)
 
     def note(self, group: str, text: str) -> None:
         self._print(Text(f"note: {text} (trial {group})"))
@@ -132,8 +140,7 @@ class LiveProgress(Listener):
 
     def _end(self, event: Ended) -> None:
         configuration, status = event.configuration, event.status
-        self._running.pop(configuration.id, None)
-        self._epochs.pop(configuration.id, None)
+        running = self._running.pop(configuration.id, None)
         self._ended += 1
         self._work_done += self._planned[configuration.index] or 1
         self._counts[status] += 1
@@ -143,7 +150,7 @@ class LiveProgress(Listener):
             self._best = value, config
         if self._live is not None:
             return  # the live display counts it; the summary table lists it at the end
-        started = self._attempt_started.pop(configuration.id, self._started)
+        started = running.started if running is not None else self._started
         verb = {Status.DONE: "done", Status.DIVERGED: "diverged", Status.FAILED: "failed"}[status]
         outcome = (f"{self.metric} {_number(value)}" if value is not None and status == Status.DONE
                    else event.why or f"{self.metric} -")  # fmt: skip
@@ -200,7 +207,8 @@ class LiveProgress(Listener):
         """(id, epoch, latest metric, config) of each running configuration, MAX_ROWS at
         most and then a row saying how many more."""
         rows = []
-        for configuration, epochs in self._in_progress():
+        for running in self._running.values():
+            configuration, epochs = running.configuration, running.epochs
             planned = self._planned[configuration.index]
             last = epochs[-1] if epochs else {}
             epoch = str(last.get("epoch", len(epochs))) if epochs else "-"
@@ -211,10 +219,6 @@ class LiveProgress(Listener):
         if len(rows) > MAX_ROWS:
             rows = [*rows[:MAX_ROWS], (f"+{len(rows) - MAX_ROWS} more", "", "", "")]
         return rows
-
-    def _in_progress(self) -> list[tuple[Configuration, list[dict[str, Any]]]]:
-        return [(configuration, self._epochs.get(id_, []))
-                for id_, configuration in self._running.items()]  # fmt: skip
 
     def _tally(self) -> tuple[int, int, int, int, int]:
         """Configurations done, diverged, running, pending and failed."""
@@ -227,9 +231,9 @@ class LiveProgress(Listener):
     def _eta(self) -> float | None:
         """Seconds left at the pace so far, measured in epochs where they are known."""
         work = self._work_done
-        for configuration, epochs in self._in_progress():
-            planned = self._planned[configuration.index]
-            work += min(len(epochs), planned) if planned else 0
+        for running in self._running.values():
+            planned = self._planned[running.configuration.index]
+            work += min(len(running.epochs), planned) if planned else 0
         if work == 0 or self._ended >= self.total or self._first_start is None:
             return None
         elapsed = time.monotonic() - self._first_start
@@ -237,10 +241,11 @@ class LiveProgress(Listener):
 
     def _best_so_far(self) -> tuple[float, str] | None:
         best = self._best
-        for configuration, epochs in self._in_progress():
+        for running in self._running.values():
+            epochs = running.epochs
             value = _value(epochs[-1].get(self.metric)) if epochs else None
             if value is not None and (best is None or self._better(value, best[0])):
-                best = value, self._config(configuration.config)
+                best = value, self._config(running.configuration.config)
         return best
 
     def _better(self, value: float, than: float | None = None) -> bool:

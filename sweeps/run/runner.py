@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 import os
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ import pyarrow.parquet as pq
 from analysis.place import Place, StorageError, not_writable
 from analysis.rundir import EPOCHS, LOCK, SPEC, TRIALS, TUNE, RunDir, Status
 from sweeps.cluster.resources import resolve_gpus, say_if_waiting, slots
-from sweeps.cluster.session import check_address, ray_session
+from sweeps.cluster.session import Say, check_address, ray_session
 from sweeps.plan.groups import Config, RunPlan, configurations, plan_run
 from sweeps.plan.spec import (
     DEFAULT_TRAINER,
@@ -69,8 +68,6 @@ RETRIED_BY_DEFAULT = (
     "NodeDiedError",
     "LocalRayletDiedError",
 )
-
-Say = Callable[[str], None]
 
 
 class ResultsWriteError(OSError):
