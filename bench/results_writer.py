@@ -3,8 +3,9 @@ their own name (`acc_<activation>`), written one after another as trials end.
 
 Run: python bench/results_writer.py [--configs 200] [--results DIR]
 
-Each configuration is a one-epoch trial fed straight to `sweeps.record.results.RunWriter` (no
-Ray, no training): what is timed is the writer alone, on a local disk. Printed as a
+Each configuration is a one-epoch trial fed through `sweeps.record.fanout.Fanout` to
+`sweeps.record.results.RunWriter` (no Ray, no training): what is timed is the record of a
+run alone, on a local disk. Printed as a
 Markdown table: the whole run, and the last 10 configurations (the cost of a new column
 when the folders already hold many files). Then the two folders are read back with
 `pd.read_parquet`, which must see every column.
@@ -20,18 +21,19 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.place import Place
-from sweeps.record.protocol import EPOCH, FINAL, decode, encode
+from sweeps.record.fanout import Fanout
+from sweeps.record.protocol import EPOCH, FINAL, encode
 from sweeps.record.results import RunWriter
 
 
-def one_trial(writer: RunWriter, index: int) -> None:
+def one_trial(fanout: Fanout, index: int) -> None:
     metrics = {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.5,
                "val_accuracy": 0.8, "epoch_time_s": 0.1, f"acc_{index}": 0.9}  # fmt: skip
     key = f"trial{index:05d}"
-    writer.start(key, [index])
-    writer.report(key, decode(encode(EPOCH, [metrics])))
-    writer.report(key, decode(encode(FINAL, [{**metrics, "test_accuracy": 0.9}])))
-    writer.end(key)
+    fanout.start(key, [index])
+    fanout.report(key, encode(EPOCH, [metrics]))
+    fanout.report(key, encode(FINAL, [{**metrics, "test_accuracy": 0.9}]))
+    fanout.end(key, None)
 
 
 def main() -> None:
@@ -43,10 +45,11 @@ def main() -> None:
         run_dir = args.results or Path(temp)
         configs = [{"activation": f"act{i}", "lr": 0.1} for i in range(args.configs)]
         writer = RunWriter(Place.of(run_dir), "bench", configs, 0.0)
+        fanout = Fanout(configs, [], writer, [])
         times = []
         for index in range(args.configs):
             started = time.perf_counter()
-            one_trial(writer, index)
+            one_trial(fanout, index)
             times.append(time.perf_counter() - started)
         trials, epochs = pd.read_parquet(run_dir / "trials"), pd.read_parquet(run_dir / "epochs")
         metric_columns = {f"acc_{i}" for i in range(args.configs)}
