@@ -334,9 +334,10 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from analysis import RunDataError
     from analysis.place import StorageError
     from sweeps.cluster.resources import ResourceError
+    from sweeps.cluster.shipping import ShippingError
     from sweeps.run.runlock import RunInUse
     from sweeps.run.trainable import TrainerImportError
     from trainers import ConfigError, DataNotFoundError
 
     return (SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError,
-            ResourceError, RunDataError, RunInUse, report_cli.BadInput)  # fmt: skip
+            ResourceError, ShippingError, RunDataError, RunInUse, report_cli.BadInput)  # fmt: skip

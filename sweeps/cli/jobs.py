@@ -30,6 +30,7 @@ from sweeps.cli.options import (
     overrides,
 )
 from sweeps.cluster import jobs
+from sweeps.cluster.shipping import plan_code
 from sweeps.plan.spec import SpecError
 
 app = typer.Typer()
@@ -71,17 +72,31 @@ def submit(
     max_bundle: MaxBundleOption = None,
     pack: PackOption = None,
     callback: CallbackOption = None,
+    working_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The folder to ship as the job's working dir, where your trainer's module"
+            " is. \\[default: the spec file's folder]"
+        ),
+    ] = None,
+    py_modules: Annotated[
+        list[Path] | None,
+        typer.Option("--py-modules", metavar="FOLDER", help="A local package to ship; repeatable."),
+    ] = None,
     token_file: TokenFile = None,
 ) -> None:
     """Submit a sweep to a Ray cluster as a Ray Job, queued for a sweep slot.
 
-    It waits PENDING while the cluster's `sweep_slots` are taken. The job's working dir is
-    this checkout, less secrets (.env, keys, *token*, ...) and what .gitignore ignores: a
-    line on stderr says what goes.
+    It waits PENDING while the cluster's `sweep_slots` are taken. The job takes along the
+    spec file's folder (your trainer; or --working-dir) and sweeps itself when it runs from
+    a checkout, less secrets (.env, keys, *token*, ...) and what .gitignore ignores: a line
+    on stderr a folder says what goes.
 
-    Example:
+    Examples:
 
         sweeps submit report-a-batch-size --address http://HEAD:8265 --results s3://bucket/sweeps
+
+        sweeps submit my-model/sweep.yaml --address http://HEAD:8265 --results /shared/sweeps
     """
     from sweeps.plan.groups import configurations
     from sweeps.run.runner import check_configs, new_run_id
@@ -97,17 +112,16 @@ def submit(
             f"--results {results!r}: on a cluster give a shared absolute path or a URI"
             " (s3://, gs://); a relative path would stay in the job's temporary directory"
         )
+    code = plan_code(spec, working_dir, py_modules)
     # Every check `sweeps run` makes without the cluster's data: a bad value fails here,
     # not after waiting in the cluster's queue.
     check_configs(sweep, configurations(sweep))
     client = _connect(address, token_file)
     jobs.check_slots(client, address)
-    root = jobs.project_root()
-    shipment = jobs.plan_shipment(root) if root is not None else None
-    if shipment is not None:
-        say(shipment.describe())
+    for line in code.lines():
+        say(line)
     run_id = jobs.call(lambda: jobs.submit(client, sweep, new_run_id(), results, data_dir,
-                                           shipment), address)  # fmt: skip
+                                           code), address)  # fmt: skip
     say(f"submitted {sweep.name} ({sweep.trial_count} trials) as job {run_id}")
     console.print(run_id, highlight=False)
     say(f"results: {results}/{sweep.name}/{run_id}   follow: sweeps logs {run_id} --follow")

@@ -5,8 +5,7 @@ submission id is the run id, and which asks for one `sweep_slots` resource: the 
 declares how many slots it has, so sweeps beyond them wait PENDING in Ray's own queue (and
 on a cluster that declares none they would wait forever, so `submit` refuses it).
 
-The job's working dir is this checkout, less what must not leave the machine: secrets
-(SECRETS), what its .gitignore files ignore, and bulk (EXCLUDES).
+What the job takes along (the spec's folder, sweeps' own packages) is sweeps.cluster.shipping's.
 
 Ray 2.60 heads turn token authentication on (the token is in ~/.ray/auth_token on the
 head), while the client sends one only when RAY_AUTH_MODE=token. We look for the token
@@ -19,20 +18,18 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import re
 import shlex
 import socket
 import threading
 import time
 import urllib.parse
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ray.job_submission import JobDetails, JobSubmissionClient
 
+from sweeps.cluster.shipping import Code
 from sweeps.plan.spec import SweepSpec, to_yaml
 
 CONNECT_TIMEOUT_S = 10
@@ -43,18 +40,6 @@ AGENT_WAIT_S = 60
 STOP_WAIT_S = 60  # how long `sweeps stop` gives a run to end as Ctrl-C does
 SPEC_ENV = "SWEEPS_SPEC_YAML"
 SLOT_RESOURCE = "sweep_slots"
-# Never shipped to the cluster, wherever they are in the tree (gitignore patterns; letters
-# match in either case): keys, tokens, credentials and the files that usually hold them.
-SECRETS = [".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*",
-           "id_ecdsa*", "id_ed25519*", ".ssh", ".aws", ".netrc", ".pypirc", ".git-credentials",
-           # Token and secret files by the names they go by, not any name containing the
-           # word: a trainer's tokenizer.py or secrets_test.py is code the job needs.
-           "*token", "*token.txt", "*token.json", "*.token", "*secret", "*secret.txt",
-           "*secret.json", "*secrets.json", "*secrets.yaml", "*secrets.yml", "credentials",
-           "credentials.json", "*.credentials", "*password", "*password.txt"]  # fmt: skip
-# Nor history, results, data, environments, caches, the device kit.
-EXCLUDES = [".git", "results", "data", ".venv", "venv", ".device", "*.egg-info",
-            "__pycache__", ".pytest_cache", ".ruff_cache"]  # fmt: skip
 TOKEN_HELP = (
     "put the cluster's token (~/.ray/auth_token on the head) in ~/.ray/auth_token here,"
     " or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, or pass --token-file"
@@ -218,80 +203,6 @@ def _explain(
     return JobsError(f"the Ray jobs API at {address} failed: {type(error).__name__}: {text}")
 
 
-def project_root() -> Path | None:
-    """The source checkout to ship as the job's working dir, or None when sweeps is an
-    installed package (the cluster's setup commands install it then)."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "pyproject.toml").is_file() else None
-
-
-@dataclass(frozen=True)
-class Shipment:
-    """A directory as Ray will ship it for a job's working dir: what goes, what stays."""
-
-    root: Path
-    excludes: tuple[str, ...]  # gitignore patterns: the runtime_env's `excludes`
-    files: int
-    size_bytes: int
-    # What stays, relative to root: each file or folder (a trailing /) left out whose parent
-    # goes; nothing inside such a folder goes.
-    excluded: tuple[str, ...]
-
-    def describe(self, limit: int = 12) -> str:
-        """One line: `shipping ROOT (N files, X MB; excluded: .env, .git/, ...)`."""
-        folders = Counter(_name(path) for path in self.excluded if path.endswith("/"))
-        # A folder left out in many places (__pycache__/) once, with its count; every file
-        # by its path, so that a secret's place shows.
-        shown = sorted({f"{name} ({folders[name]})" if folders[name := _name(path)] > 1
-                        else path for path in self.excluded}, key=str.lower)  # fmt: skip
-        more = f", and {len(shown) - limit} more" if len(shown) > limit else ""
-        left_out = ", ".join(shown[:limit]) + more if shown else "nothing"
-        return (f"shipping {self.root} ({self.files} files, {self.size_bytes / 1e6:.1f} MB;"
-                f" excluded: {left_out})")  # fmt: skip
-
-
-def _name(path: str) -> str:
-    return Path(path).name + ("/" if path.endswith("/") else "")
-
-
-def _any_case(pattern: str) -> str:
-    """`pattern` matching its letters in either case (gitignore patterns are case-sensitive):
-    an API_TOKEN is as secret as an api_token."""
-    return re.sub(r"[A-Za-z]", lambda m: f"[{m[0].lower()}{m[0].upper()}]", pattern)
-
-
-def plan_shipment(root: Path) -> Shipment:
-    """What Ray will ship of `root` with our excludes: the same walk as Ray's packaging
-    (its default excludes, .gitignore and .rayignore files at every level unless
-    RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1, and ours), so that what we say is what goes."""
-    from ray._private import ray_constants
-    from ray._private.runtime_env.packaging import _dir_travel, _get_excludes
-
-    root = Path(root).resolve()
-    excludes = (*(_any_case(pattern) for pattern in SECRETS), *EXCLUDES)
-    ignore_gitignore = os.environ.get(ray_constants.RAY_RUNTIME_ENV_IGNORE_GITIGNORE, "0")
-    patterns = [*ray_constants.get_runtime_env_default_excludes(), *excludes]
-    kept: list[Path] = []
-    _dir_travel(root, [_get_excludes(root, patterns)], kept.append,
-                include_gitignore=ignore_gitignore != "1", logger=_QUIET)  # fmt: skip
-    kept_set = set(kept)
-    files = [path for path in kept if path.is_file()]
-    excluded = sorted(
-        str(child.relative_to(root)) + ("/" if child.is_dir() else "")
-        for folder in kept if folder.is_dir()
-        for child in folder.iterdir() if child not in kept_set
-    )  # fmt: skip
-    return Shipment(root=root, excludes=excludes, files=len(files),
-                    size_bytes=sum(path.stat().st_size for path in files),
-                    excluded=tuple(excluded))  # fmt: skip
-
-
-# Ray's packaging logs each ignore file it honours at INFO; the shipment line says it all.
-_QUIET = logging.getLogger("sweeps.cluster.jobs.packaging")
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
-
-
 def check_slots(client: JobSubmissionClient, address: str) -> None:
     """NoSweepSlots unless the cluster's alive nodes have `sweep_slots`: a job asking for
     one would wait PENDING forever, Ray saying nothing. A cluster whose nodes cannot be
@@ -318,10 +229,10 @@ def submit(
     run_id: str,
     results: str,
     data_dir: str | None = None,
-    shipment: Shipment | None = None,
+    code: Code | None = None,
 ) -> str:
-    """Submit `spec` (resolved, overrides applied) as a Ray Job, with `shipment` (see
-    plan_shipment; None: nothing) as its working dir; its submission id."""
+    """Submit `spec` (resolved, overrides applied) as a Ray Job that ships `code` (None:
+    nothing); its submission id."""
     command = ["python", "-m", "sweeps", "run", f"env:{SPEC_ENV}", "--address", "auto",
                "--run-id", run_id, "--results", results]  # fmt: skip
     if data_dir:
@@ -330,9 +241,7 @@ def submit(
     # manifest finished); Ray's supervisor, which reads this from the job's env, would
     # SIGKILL it after 3 s, before Tune has stopped.
     env_vars = {SPEC_ENV: to_yaml(spec), "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}
-    runtime_env: dict[str, Any] = {"env_vars": env_vars}
-    if shipment is not None:
-        runtime_env.update(working_dir=str(shipment.root), excludes=list(shipment.excludes))
+    runtime_env: dict[str, Any] = {"env_vars": env_vars, **(code.runtime_env() if code else {})}
     deadline = time.monotonic() + AGENT_WAIT_S
     logging.disable(logging.WARNING)  # Ray logs a line per packaged file; errors still show
     try:
