@@ -1,6 +1,7 @@
 """Which figures a run gets, and their file names: the same for any grid.
 
-    <metric>-vs-<param>.png         the spec's metric against each swept parameter
+    <metric>-vs-<param>.png         the spec's metric (or the one asked for), then each
+                                    custom metric, against each swept parameter
     parallel-coordinates.png        grids of two or more axes
     learning-curves-by-<param>.png  every trial's curves, coloured by that parameter
                                     (learning-curves.png when nothing is swept)
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 
 from analysis.confusion import confusion_grid, confusion_matrix, pooled_counts
 from analysis.load import Run, hashable
+from analysis.metrics import epoch_metrics, metric_mode, shown_metrics
 from analysis.parallel import parallel_coordinates
 from analysis.plots import (
     Reference,
@@ -35,7 +37,7 @@ from analysis.plots import (
 from analysis.rundir import DEFAULT_METRIC
 from analysis.settings import reference_differences, value_text
 from analysis.tables import config_keys
-from analysis.threshold import Threshold, infer_mode
+from analysis.threshold import Threshold
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 
@@ -47,12 +49,16 @@ class Plot:
     detail: bool = False  # a close-up of what an overview figure already shows
 
 
-def file_label(row: Mapping[str, Any], keys: list[str]) -> str:
-    """A configuration as a file name's part: "batch_size=64,hidden=64-32"."""
+def file_label(
+    row: Mapping[str, Any], keys: list[str], among: Mapping[str, Sequence[Any]] | None = None
+) -> str:
+    """A configuration as a file name's part: "batch_size=64,hidden=64-32"; a value with
+    the digits that tell it from the others of its key in `among`."""
     parts = []
     for key in keys:
         value = hashable(row[key])
-        text = "-".join(map(value_text, value)) if isinstance(value, tuple) else value_text(value)
+        text = ("-".join(map(value_text, value)) if isinstance(value, tuple)
+                else value_text(value, (among or {}).get(key)))  # fmt: skip
         parts.append(f"{key}={text}")
     return UNSAFE.sub("_", ",".join(parts)) or "all"
 
@@ -72,24 +78,29 @@ def references(run: Run, metric: str) -> list[Reference]:
     return labelled
 
 
-def run_figures(run: Run, threshold: Threshold | None = None) -> Iterator[Plot]:
-    """Every figure the run supports, titled with its sweep and run id; `threshold` (report
-    A's batch-size answer) is marked on the figure of its parameter."""
+def run_figures(
+    run: Run, threshold: Threshold | None = None, metric: str | None = None
+) -> Iterator[Plot]:
+    """Every figure the run supports, titled with its sweep and run id: of `metric` (the
+    spec's by default) and of each custom metric; `threshold` (report A's batch-size
+    answer) is marked on the figure of its parameter and metric."""
     trials, title = run.trials, run.title
     keys = config_keys(run.swept)
-    metric = str(run.spec.get("metric", DEFAULT_METRIC))
-    mode = run.spec.get("mode") or infer_mode(metric)
+    metric = metric or str(run.spec.get("metric", DEFAULT_METRIC))
     orders = {key: list(values) for key, values in (run.spec.get("grid") or {}).items()}
-    scored = (metric in trials.columns and pd.api.types.is_numeric_dtype(trials[metric])
-              and trials[metric].notna().any())  # fmt: skip
-    if scored:
+    for index, name in enumerate(shown_metrics(run, metric)):
+        scored = (name in trials.columns and pd.api.types.is_numeric_dtype(trials[name])
+                  and trials[name].notna().any())  # fmt: skip
+        if not scored:
+            continue
+        mode = metric_mode(run.spec, name)
         for param in keys:
-            figure = metric_vs_param(trials, param, metric, mode=mode, series=keys, orders=orders,
-                                     references=references(run, metric), threshold=threshold,
+            figure = metric_vs_param(trials, param, name, mode=mode, series=keys, orders=orders,
+                                     references=references(run, name), threshold=threshold,
                                      title=title)  # fmt: skip
-            yield Plot(f"{metric}-vs-{param}.png", figure)
-        if len(keys) >= 2:
-            figure = parallel_coordinates(trials, keys, metric, mode=mode, orders=orders,
+            yield Plot(f"{name}-vs-{param}.png", figure)
+        if index == 0 and len(keys) >= 2:  # of the run's metric only
+            figure = parallel_coordinates(trials, keys, name, mode=mode, orders=orders,
                                           title=title)  # fmt: skip
             yield Plot("parallel-coordinates.png", figure)
     yield from _learning_curves(run, keys, orders, title)
@@ -100,8 +111,10 @@ def _learning_curves(
     run: Run, keys: list[str], orders: dict[str, list[Any]], title: str
 ) -> Iterator[Plot]:
     epochs = run.epochs
-    curves = {"train_accuracy", "val_accuracy", "train_loss", "val_loss", "loss", "accuracy"}
-    if epochs.empty or "trial_id" not in epochs.columns or not curves & set(epochs.columns):
+    if epochs.empty or "trial_id" not in epochs.columns:
+        return
+    trainers = {"loss", "accuracy"}  # the trainer's names, in a frame made by hand
+    if not (epoch_metrics(epochs, run.config_columns) or trainers & set(epochs.columns)):
         return
     by = keys or (["seed"] if "seed" in run.swept else [None])
     for key in by:
@@ -118,6 +131,7 @@ def _confusions(
     if "confusion" not in trials.columns:
         return
     keyed = trials.assign(**{key: trials[key].map(hashable) for key in keys})
+    among = {key: list(dict.fromkeys(keyed[key])) for key in keys}
     panels = []
     for key, group in split_by(keyed, keys, orders):
         counts = pooled_counts(group)
@@ -125,8 +139,9 @@ def _confusions(
             row = dict(zip(keys, key, strict=True))
             panels.append((row, counts, int(group["confusion"].notna().sum())))
     if len(panels) > 1:
-        grid = [(config_label(row, keys), counts, runs) for row, counts, runs in panels]
+        grid = [(config_label(row, keys, among), counts, runs) for row, counts, runs in panels]
         yield Plot("confusion-grid.png", confusion_grid(grid, title=title))
     for row, counts, runs in panels:
-        figure = confusion_matrix(counts, config_label(row, keys), runs=runs, title=title)
-        yield Plot(f"confusion-{file_label(row, keys)}.png", figure, detail=len(panels) > 1)
+        figure = confusion_matrix(counts, config_label(row, keys, among), runs=runs, title=title)
+        name = f"confusion-{file_label(row, keys, among)}.png"
+        yield Plot(name, figure, detail=len(panels) > 1)

@@ -11,13 +11,14 @@ import base64
 import dataclasses
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import yaml
 
 from analysis.load import Run
+from analysis.metrics import metric_mode, shown_metrics
 from analysis.render import display_frame
 from analysis.rundir import DEFAULT_METRIC
 
@@ -53,6 +54,8 @@ class Table:
     frame: pd.DataFrame
     sources: Sequence[str] = ()
     lines: Sequence[str] = ()  # read before the table: the threshold's own lines
+    keys: Sequence[str] = ()  # its swept values' columns, as render.display_frame takes them
+    metrics: Mapping[str, str] | None = None  # its metrics' columns -> their modes
 
 
 def _e(text: Any) -> str:
@@ -60,8 +63,9 @@ def _e(text: Any) -> str:
 
 
 def table_html(table: Table) -> str:
-    """The frame as the terminal shows it (4 decimals, "mean ± std"), numbers right-aligned."""
-    shown = display_frame(table.frame)
+    """The frame as the terminal shows it ("mean ± std", the digits that tell values
+    apart), numbers right-aligned."""
+    shown = display_frame(table.frame, table.keys, table.metrics)
     numeric = [pd.api.types.is_numeric_dtype(table.frame[c]) for c in shown.columns]
     head = "".join(f"<th>{_e(column)}</th>" for column in shown.columns)
     body = []
@@ -89,11 +93,30 @@ def figure_html(name: str, png: bytes) -> str:
             f"<figcaption>{_e(name)}</figcaption></figure>")  # fmt: skip
 
 
-def trials_frame(run: Run) -> pd.DataFrame:
-    """Every trial: its id, its swept values, how it ended and its main figures."""
-    metric = str(run.spec.get("metric", DEFAULT_METRIC))
-    wanted = ["trial_id", *run.swept, *dict.fromkeys([metric, *TRIAL_COLUMNS])]
-    return run.trials[[c for c in wanted if c in run.trials.columns]]
+def trials_frame(run: Run, metric: str | None = None) -> pd.DataFrame:
+    """Every trial: its id, its swept values, how it ended, `metric` (the spec's by
+    default), its custom metrics and its main figures; no column without a value."""
+    metric = metric or str(run.spec.get("metric", DEFAULT_METRIC))
+    wanted = ["trial_id", *run.swept, *dict.fromkeys([*shown_metrics(run, metric),
+                                                      *TRIAL_COLUMNS])]  # fmt: skip
+    trials = run.trials
+    return trials[
+        [
+            c
+            for c in wanted
+            if c in trials.columns
+            and (c in ("trial_id", "status", metric) or trials[c].notna().any())
+        ]
+    ]
+
+
+def _trials_table(run: Run, metric: str | None) -> Table:
+    frame = trials_frame(run, metric)
+    # The metrics to their decimals; times keep one, counts none.
+    measures = [c for c in frame.columns if c not in run.swept and not c.endswith("_s")
+                and pd.api.types.is_float_dtype(frame[c])]  # fmt: skip
+    return Table("", frame, keys=run.swept,
+                 metrics={m: metric_mode(run.spec, m) for m in measures})  # fmt: skip
 
 
 def report_page(
@@ -103,9 +126,10 @@ def report_page(
     tables: Sequence[Table],
     notes: Sequence[str] = (),
     figures: Sequence[tuple[str, bytes]] = (),
+    metric: str | None = None,
 ) -> str:
-    """The page: the status line, the tables and notes, the figures, every trial, the spec,
-    the manifest."""
+    """The page: the status line, the tables and notes, the figures, every trial (with
+    `metric`, by default the spec's, and the custom metrics), the spec, the manifest."""
     title = run.title
     # The status line opens with the title the heading above it already shows.
     status = status.removeprefix(f"{title}: ")
@@ -116,7 +140,7 @@ def report_page(
          + (f'<p class="lines">{_e(chr(10).join(notes))}</p>' if notes else "")),
         ("figures", "Figures", "".join(figure_html(n, png) for n, png in figures)
          or "<p>No figures: no trial has results to draw.</p>"),
-        ("trials", "Trials", table_html(Table("", trials_frame(run)))),
+        ("trials", "Trials", table_html(_trials_table(run, metric))),
         ("spec", "Spec", f"<pre>{_e(spec)}</pre>"),
         ("manifest", "Manifest", f"<pre>{_e(manifest)}</pre>"),
     ]  # fmt: skip

@@ -16,7 +16,16 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.rundir import EPOCHS, TRIALS, RunDataError, RunDir, as_tuple, find_runs
+from analysis.numbers import value_text
+from analysis.rundir import (
+    DEFAULT_METRIC,
+    EPOCHS,
+    TRIALS,
+    RunDataError,
+    RunDir,
+    as_tuple,
+    find_runs,
+)
 from analysis.settings import run_settings
 
 __all__ = ["Run", "RunDataError", "load", "load_run", "load_runs"]
@@ -29,6 +38,8 @@ class Run:
     epochs: pd.DataFrame
     spec: dict[str, Any]
     manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The configurations kept (analysis.select, `--where`): key -> value, each key fixed.
+    where: tuple[tuple[str, Any], ...] = ()
 
     @property
     def path(self) -> str:
@@ -45,17 +56,26 @@ class Run:
 
     @property
     def title(self) -> str:
-        """ "quickstart run 20261125-114820-8ad7": what figures and pages are headed with."""
-        return f"{self.name} run {self.id}"
+        """ "quickstart run 20261125-114820-8ad7": what figures and pages are headed with;
+        "..., where lr=0.01" for a selection of its configurations."""
+        selection = f", where {self.selection}" if self.where else ""
+        return f"{self.name} run {self.id}{selection}"
+
+    @property
+    def selection(self) -> str:
+        """ "lr=0.01, width=64": the configurations kept of the run; "" for all of them."""
+        return ", ".join(f"{key}={value_text(value)}" for key, value in self.where)
 
     @property
     def swept(self) -> list[str]:
-        """The parameters that vary between trials, as the spec declared them."""
+        """The parameters that vary between trials, as the spec declared them, less those a
+        selection fixes."""
         spec = self.spec
         keys = [*spec.get("grid", {}), *spec.get("sample", {})]
         if int(spec.get("repeats", 1)) > 1:
             keys.append("seed")
-        return [key for key in keys if key in self.trials.columns]
+        fixed = {key for key, _ in self.where}
+        return [key for key in keys if key in self.trials.columns and key not in fixed]
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -80,15 +100,22 @@ class Run:
 
     @property
     def planned(self) -> int | None:
-        """The configurations the run was to train: from the manifest, else the spec."""
+        """The configurations the run was to train: from the manifest, else the spec; of a
+        selection, those with its values (None where that cannot be known: a sampled key)."""
+        spec = self.spec
+        grid = spec.get("grid") or {}
+        if any(key not in grid and key != "seed" for key, _ in self.where):
+            return None
+        # Each fixed grid key keeps one of its values; a fixed seed, one of the repeats.
+        kept = math.prod(len(grid[key]) if key in grid else int(spec.get("repeats", 1))
+                         for key, _ in self.where)  # fmt: skip
         planned = self.manifest.get("trials")
         if isinstance(planned, int) and not isinstance(planned, bool):
-            return planned
-        spec = self.spec
+            return planned // kept if planned % kept == 0 else None
         if not spec:
             return None
-        grid = math.prod(len(v) for v in (spec.get("grid") or {}).values())
-        return grid * int(spec.get("repeats", 1)) * int(spec.get("num_samples", 1))
+        count = math.prod(len(v) for v in grid.values())
+        return count * int(spec.get("repeats", 1)) * int(spec.get("num_samples", 1)) // kept
 
     @property
     def in_progress(self) -> bool:
@@ -115,7 +142,11 @@ def load_run(run_dir: str | os.PathLike[str] | RunDir) -> Run:
     trials = where.read_folder(TRIALS)
     epochs = where.read_folder(EPOCHS)
     spec, manifest = where.read_spec(), where.read_manifest()
-    return Run(where, trials.sort_values("trial_id", ignore_index=True), epochs, spec, manifest)
+    run = Run(where, trials.sort_values("trial_id", ignore_index=True), epochs, spec, manifest)
+    # For the plots, which take a bare frame: its swept axes (no point pools one of them
+    # as repeats) and the metric a figure is of when none is named.
+    run.trials.attrs = {"swept": run.swept, "metric": str(spec.get("metric") or DEFAULT_METRIC)}
+    return run
 
 
 def load_runs(pattern: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

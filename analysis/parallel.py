@@ -13,6 +13,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from analysis.numbers import value_texts
 from analysis.plots import (
     LABEL_BOX,
     direction,
@@ -22,7 +23,6 @@ from analysis.plots import (
     ordered,
     scored_trials,
 )
-from analysis.settings import value_text
 from analysis.threshold import infer_mode
 
 
@@ -55,8 +55,8 @@ def parallel_coordinates(
         axes.plot(range(len(ys)), ys, color=cmap(norm(row[metric])), linewidth=2, alpha=0.85,
                   marker="o", markersize=4)  # fmt: skip
     for i, scale in enumerate(scales):
-        for value, y in scale.items():
-            axes.text(i + 0.04, y, value_text(value), va="center", fontsize=8, bbox=LABEL_BOX)
+        for text, y in zip(value_texts(list(scale)), scale.values(), strict=True):
+            axes.text(i + 0.04, y, text, va="center", fontsize=8, bbox=LABEL_BOX)
     for y in np.linspace(0, 1, 5):
         axes.text(len(keys) + 0.04, y, f"{norm.inverse(y):.4g}", va="center", fontsize=8)
     for i in range(len(keys) + 1):
@@ -69,7 +69,7 @@ def parallel_coordinates(
         axes.spines[side].set_visible(False)
     figure.colorbar(ScalarMappable(norm, cmap), ax=axes, label=direction(metric, mode))
     repeats = int(scored.groupby(keys).size().max())
-    mean = f", mean over {repeats} seeds" if repeats > 1 else ""
+    mean = f", mean over {repeats} repeats" if repeats > 1 else ""
     heading(figure, title, f"parallel coordinates: {len(table)} configurations{mean}")
     return figure
 

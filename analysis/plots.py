@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,26 +23,22 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from analysis.axes import averaged, check_apart, other_axes, repeats
 from analysis.load import RunDataError, hashable, require_numeric
-from analysis.settings import value_text
+from analysis.marks import Reference, draw_references, draw_threshold, in_panel, legend
+from analysis.metrics import epoch_metrics
+from analysis.numbers import value_text, value_texts
+from analysis.rundir import DEFAULT_METRIC
 from analysis.threshold import Threshold, infer_mode
 
 DPI = 100
 MAX_SERIES = 10  # more lines than this in one axes is a thicket: points instead
-REFERENCE_MARKERS = ("X", "P", "D", "v", "^")
+MAX_FACET_COLUMNS = 3  # panels a row, at most
 LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1}
 EPOCH_PANELS = (  # (row, column): the epochs column, the panel's title
     ("train_accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
     ("train_loss", "training loss"), ("val_loss", "validation loss"),
 )  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class Reference:
-    """Published figures to draw beside ours: a legend label and the rows that give them."""
-
-    label: str
-    rows: tuple[Mapping[str, Any], ...]
 
 
 def png(figure: Figure) -> bytes:
@@ -62,9 +57,14 @@ def save(figure: Figure, path: str | Path) -> Path:
     return path
 
 
-def config_label(row: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """ "batch_size=64, activation=relu"; "all trials" when nothing is swept."""
-    return ", ".join(f"{key}={value_text(hashable(row[key]))}" for key in keys) or "all trials"
+def config_label(
+    row: Mapping[str, Any], keys: Sequence[str], among: Mapping[str, Sequence[Any]] | None = None
+) -> str:
+    """ "batch_size=64, activation=relu"; "all trials" when nothing is swept. A value has
+    the digits that tell it from the other values of its key in `among`."""
+    among = among or {}
+    return ", ".join(f"{key}={value_text(hashable(row[key]), among.get(key))}"
+                     for key in keys) or "all trials"  # fmt: skip
 
 
 def ordered(values: Sequence[Any], order: Sequence[Any] | None = None) -> list[Any]:
@@ -121,76 +121,125 @@ def direction(metric: str, mode: str) -> str:
 def _x_axis(axes: Axes, param: str, values: list[Any], numeric: bool) -> None:
     axes.set_xlabel(param)
     if not numeric:
-        axes.set_xticks(range(len(values)), [value_text(v) for v in values])
+        axes.set_xticks(range(len(values)), value_texts(values))
         axes.set_xlim(-0.5, len(values) - 0.5)
         return
     base = log_base(values)
     if base is not None:
         axes.set_xscale("log", base=base)
-        axes.set_xticks(values, [value_text(v) for v in values])
+        axes.set_xticks(values, value_texts(values))
         axes.minorticks_off()
 
 
 def metric_vs_param(
     trials: pd.DataFrame,
     param: str,
-    metric: str,
+    metric: str | None = None,
     *,
     mode: str | None = None,
-    series: Sequence[str] = (),
+    series: Sequence[str] | None = None,
+    facet: str | None = None,
     orders: Mapping[str, Sequence[Any]] | None = None,
     references: Sequence[Reference] = (),
     threshold: Threshold | None = None,
     title: str = "",
 ) -> Figure:
-    """`metric` against `param`: a line per combination of the `series` keys (the grid's
-    other axes), each point the mean over repeats with their standard deviation as error
-    bars and each repeat a faint dot; the best mean starred; references' figures dashed;
-    `threshold`'s answers as vertical lines when it is about this parameter and metric."""
+    """`metric` (by default the run's, as analysis.load records it) against `param`: a
+    line per combination of the `series` keys (by default the run's other swept axes:
+    analysis.axes), in a panel per value of `facet`; each point the mean over repeats with
+    their standard deviation as error bars and each repeat a faint dot; the best mean
+    starred; references' figures dashed; `threshold`'s answers as vertical lines when it
+    is about this parameter and metric. No point pools another axis: a swept axis left out
+    of `series` and `facet` (in a frame made by hand, trials of one point that share a
+    seed) is a RunDataError."""
+    metric = metric or str(trials.attrs.get("metric") or DEFAULT_METRIC)
     mode = mode or infer_mode(metric)
     orders = orders or {}
-    series = [key for key in series if key != param]
-    scored = scored_trials(trials, [param, *series], metric)
+    panel_keys = [facet] if facet else []
+    if series is None:  # the columns named checked first: a missing one is named as such
+        scored_trials(trials, [param, *panel_keys], metric)
+        series = other_axes(trials, [param, *panel_keys], metric)
+    series = [key for key in series if key not in (param, facet)]
+    scored = scored_trials(trials, [param, *series, *panel_keys], metric)
+    point = [*panel_keys, *series, param]
+    check_apart(scored, point, param)
     values = ordered(scored[param], orders.get(param))
     numeric = all(is_number(v) for v in values)
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
-    groups = split_by(scored, series, orders)
-    crowded = len(groups) > MAX_SERIES
-    palette = series_colours([key for key, _ in groups]) if len(groups) > 1 else {}
-    repeats = int(scored.groupby([*series, param]).size().max())
+    lines = split_by(scored, series, orders)
+    palette = series_colours([key for key, _ in lines]) if len(lines) > 1 else {}
+    among = {key: ordered(scored[key], orders.get(key)) for key in [*series, *panel_keys]}
+    count = repeats(scored, point)
+    panels = split_by(scored, panel_keys, orders)
+    columns = min(len(panels), MAX_FACET_COLUMNS)
+    rows = -(-len(panels) // columns)
+    size = (8, 5) if len(panels) == 1 else (4.2 * columns + 1.5, 3.6 * rows + 1)
 
-    figure = Figure(figsize=(8, 5), layout="constrained")
-    axes = figure.subplots()
-    means: list[tuple[float, float]] = []  # (x, mean) of every point, for the best
-    for index, (key, group) in enumerate(groups):
-        colour = "grey" if crowded else palette.get(key, "tab:blue")
-        named = dict(zip(series, key, strict=True))
-        label = config_label(named, series) if series and not crowded else None
-        # Side by side, not on top of each other, where categories share an x.
-        shift = 0.0 if numeric or crowded else 0.08 * (index - (len(groups) - 1) / 2)
-        stats = group.groupby(param)[metric].agg(["mean", "std", "size"])
-        stats = stats.loc[[v for v in values if v in stats.index]]
-        xs = np.array([position[v] for v in stats.index]) + shift
-        spread = stats["std"].fillna(0.0).to_numpy() if repeats > 1 else None
-        axes.errorbar(xs, stats["mean"].to_numpy(), yerr=spread, marker="o", capsize=4,
-                      color=colour, label=label, linestyle="none" if crowded else "-")  # fmt: skip
-        if repeats > 1:
-            dots = group[param].map(position).to_numpy() + shift
-            axes.scatter(dots, group[metric], s=12, color=colour, alpha=0.35, linewidths=0)
-        means += zip(xs.tolist(), stats["mean"].tolist(), strict=True)
-    best = (max if mode == "max" else min)(means, key=lambda point: point[1])
-    axes.plot(*best, marker="*", markersize=16, color="gold", markeredgecolor="black",
-                  linestyle="none", label="best", zorder=5)  # fmt: skip
-    _draw_references(axes, references, param, metric, series, groups, palette, position)
-    _draw_threshold(axes, threshold, param, metric, position)
-    _x_axis(axes, param, values, numeric)
-    axes.set_ylabel(direction(metric, mode))
-    axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize="small")
-    spread_text = f"mean ± std over {repeats} seeds" if repeats > 1 else "one run each"
-    heading(figure, title, f"{metric} vs {param} ({spread_text})")
+    figure = Figure(figsize=size, layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
+    style = _Lines(param, metric, series, palette, position, numeric, count, among,
+                   crowded=len(lines) > MAX_SERIES)  # fmt: skip
+    means: list[tuple[Axes, tuple[float, float]]] = []  # every point, for the best
+    for axes, (key, panel) in zip(grid, panels, strict=False):
+        means += [(axes, xy) for xy in style.draw(axes, split_by(panel, series, orders))]
+        shown = [in_panel(reference, facet, key) for reference in references]
+        draw_references(axes, shown, param, metric, series, lines, palette, position)
+        draw_threshold(axes, threshold, param, metric, position)
+        _x_axis(axes, param, values, numeric)
+        axes.grid(alpha=0.3)
+        if facet:
+            axes.set_title(config_label({facet: key[0]}, panel_keys, among))
+    for axes in grid[len(panels) :]:
+        axes.set_visible(False)
+    best_axes, best = (max if mode == "max" else min)(means, key=lambda point: point[1][1])
+    best_axes.plot(*best, marker="*", markersize=16, color="gold", markeredgecolor="black",
+                   linestyle="none", label="best", zorder=5)  # fmt: skip
+    for axes in grid[::columns]:
+        axes.set_ylabel(direction(metric, mode))
+    legend(figure, grid[0] if len(panels) == 1 else None)
+    per = f", a panel per {facet}" if facet else ""
+    heading(figure, title, f"{metric} vs {param}{per} ({averaged(count)})")
     return figure
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lines:
+    """How metric_vs_param draws a panel's lines: what every panel shares."""
+
+    param: str
+    metric: str
+    series: list[str]
+    palette: dict[Any, Any]
+    position: dict[Any, float]
+    numeric: bool
+    count: int  # repeats a point averages, at most
+    among: dict[str, list[Any]]
+    crowded: bool
+
+    def draw(
+        self, axes: Axes, groups: list[tuple[tuple[Any, ...], pd.DataFrame]]
+    ) -> list[tuple[float, float]]:
+        """A line a group; the (x, mean) of each point."""
+        param, metric, series = self.param, self.metric, self.series
+        means: list[tuple[float, float]] = []
+        for index, (key, group) in enumerate(groups):
+            colour = "grey" if self.crowded else self.palette.get(key, "tab:blue")
+            named = dict(zip(series, key, strict=True))
+            label = config_label(named, series, self.among) if series and not self.crowded else None
+            # Side by side, not on top of each other, where categories share an x.
+            shift = 0.0 if self.numeric or self.crowded else 0.08 * (index - (len(groups) - 1) / 2)
+            stats = group.groupby(param)[metric].agg(["mean", "std", "size"])
+            stats = stats.loc[[v for v in self.position if v in stats.index]]
+            xs = np.array([self.position[v] for v in stats.index]) + shift
+            spread = stats["std"].fillna(0.0).to_numpy() if self.count > 1 else None
+            axes.errorbar(xs, stats["mean"].to_numpy(), yerr=spread, marker="o", capsize=4,
+                          color=colour, label=label,
+                          linestyle="none" if self.crowded else "-")  # fmt: skip
+            if self.count > 1:
+                dots = group[param].map(self.position).to_numpy() + shift
+                axes.scatter(dots, group[metric], s=12, color=colour, alpha=0.35, linewidths=0)
+            means += zip(xs.tolist(), stats["mean"].tolist(), strict=True)
+        return means
 
 
 def split_by(
@@ -210,108 +259,91 @@ def split_by(
     return sorted(groups.items(), key=rank)
 
 
-def _draw_references(
-    axes: Axes,
-    references: Sequence[Reference],
-    param: str,
-    metric: str,
-    series: list[str],
-    groups: list[tuple[tuple[Any, ...], pd.DataFrame]],
-    palette: dict[Any, Any],
-    position: dict[Any, float],
-) -> None:
-    """Each reference dashed, with a marker of its own: in a series' colour where its rows
-    name that series' values, in black where they name none of the other axes."""
-    for reference, marker in zip(references, REFERENCE_MARKERS * 4, strict=False):
-        rows = [r for r in reference.rows if param in r and metric in r
-                and hashable(r[param]) in position]  # fmt: skip
-        lines: list[tuple[Any, list[Mapping[str, Any]]]] = []
-        unconditional = [r for r in rows if not any(key in r for key in series)]
-        if unconditional:
-            lines.append(("black", unconditional))
-        for key, _ in groups:
-            wanted = dict(zip(series, key, strict=True))
-            matched = [r for r in rows if series and all(
-                k in r and hashable(r[k]) == v for k, v in wanted.items())]  # fmt: skip
-            if matched:
-                lines.append((palette.get(key, "black"), matched))
-        for colour, matched in lines:
-            points = sorted((position[hashable(r[param])], float(r[metric])) for r in matched)
-            xs, ys = zip(*points, strict=True)
-            axes.plot(xs, ys, linestyle="--", marker=marker, color=colour, alpha=0.8)
-        if lines:  # one legend entry per reference, whatever the colours
-            axes.plot([], [], linestyle="--", marker=marker, color="black",
-                      label=textwrap.shorten(reference.label, 70, placeholder=" ..."))  # fmt: skip
-
-
-def _draw_threshold(
-    axes: Axes, threshold: Threshold | None, param: str, metric: str, position: dict[Any, float]
-) -> None:
-    if threshold is None or threshold.param != param or threshold.metric != metric:
-        return
-    answers = {"report's rule": threshold.answer, "noise-aware": threshold.noise_aware}
-    marked: dict[Any, list[str]] = {}
-    for name, level in answers.items():
-        if level is not None and hashable(level.value) in position:
-            marked.setdefault(hashable(level.value), []).append(name)
-    for (value, names), style in zip(marked.items(), ("--", ":"), strict=False):
-        label = f"threshold ({', '.join(names)}): {param} {value_text(value)}"
-        axes.axvline(position[value], color="tab:red", linestyle=style, alpha=0.8, label=label)
-
-
 def learning_curves(
     trials: pd.DataFrame,
     epochs: pd.DataFrame,
     by: str | None,
     *,
+    metrics: Sequence[str] | None = None,
     order: Sequence[Any] | None = None,
     title: str = "",
 ) -> Figure:
-    """Every trial's accuracy and loss per epoch, training beside validation, on one
-    figure, each trial coloured by its value of `by` (None: all one colour)."""
+    """Every trial's metrics per epoch on one figure, each trial coloured by its value of
+    `by` (None: all one colour): accuracy and loss, training beside validation, then a
+    panel per metric of the trainer's own (`train_x` beside `val_x`). `metrics` names the
+    panels; by default every metric the epochs have (analysis.metrics)."""
     if "trial_id" not in epochs.columns or epochs.empty:
         raise RunDataError("the epochs frame is empty: no learning curves to draw")
     # A frame made by hand may carry the trainer's own names (`loss`, `accuracy`).
     epochs = epochs.rename(columns={n: f"train_{n}" for n in ("loss", "accuracy")
                                     if f"train_{n}" not in epochs.columns})  # fmt: skip
-    panels = [(column, name) for column, name in EPOCH_PANELS if column in epochs.columns]
-    if not panels:
-        raise RunDataError("the epochs frame has none of " + ", ".join(c for c, _ in EPOCH_PANELS))
+    config = [*trials.attrs.get("swept", ()), "seed", *([by] if by else [])]
+    found = epoch_metrics(epochs, config)
+    for metric in metrics or ():
+        if metric not in found:
+            raise RunDataError(f"the epochs frame has no metric {metric!r}; its metrics: "
+                               + (", ".join(found) or "none"))  # fmt: skip
+    rows = _curve_rows(list(found if metrics is None else metrics))
+    if not rows:
+        raise RunDataError("the epochs frame has none of " + ", ".join(c for c, _ in EPOCH_PANELS)
+                           + " and no metric of its own")  # fmt: skip
     if by is not None and by not in trials.columns:
         raise RunDataError(f"no column {by!r}; columns: {', '.join(trials.columns)}")
     drawn = trials[trials["trial_id"].isin(set(epochs["trial_id"]))]
     values = ordered(drawn[by], order) if by is not None else [None]
     palette = colours(values) if by is not None else {None: colormaps["tab10"](0)}
 
-    figure = Figure(figsize=(11, 7.5), layout="constrained")
-    grid = figure.subplots(2, 2, sharex=True, squeeze=False)
-    by_column = {column: grid.ravel()[i] for i, (column, _) in enumerate(EPOCH_PANELS)}
+    figure = Figure(figsize=(11, 3.75 * len(rows)), layout="constrained")
+    grid = figure.subplots(len(rows), 2, sharex=True, squeeze=False)
+    panels = {column: axes for row, line in zip(rows, grid, strict=True)
+              for column, axes in zip(row, line, strict=True) if column}  # fmt: skip
     for _, trial in drawn.sort_values("trial_id").iterrows():
-        rows = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
+        curve = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
         colour = palette[hashable(trial[by]) if by is not None else None]
-        for column, _ in panels:
-            by_column[column].plot(rows["epoch"], rows[column], color=colour, alpha=0.8,
-                                   linewidth=1.4, marker="o", markersize=2.5)  # fmt: skip
-    for column, name in EPOCH_PANELS:
-        axes = by_column[column]
-        if column not in epochs.columns:
-            axes.set_visible(False)
-            continue
-        axes.set_title(name)
-        if column.endswith("loss"):  # the bottom row's; the top row shares its x axis
-            axes.set_xlabel("epoch")
-        axes.set_ylabel(name.split()[-1])
-        axes.grid(alpha=0.3)
-        axes.xaxis.get_major_locator().set_params(integer=True)
-        if column.endswith("loss"):
-            _log_if_spread(axes, epochs[[c for c, _ in panels if c.endswith("loss")]])
-    _share_y(grid)
+        for column, axes in panels.items():
+            axes.plot(curve["epoch"], curve[column], color=colour, alpha=0.8, linewidth=1.4,
+                      marker="o", markersize=2.5)  # fmt: skip
+    names = dict(EPOCH_PANELS)
+    for row, line in zip(rows, grid, strict=True):
+        for column, axes in zip(row, line, strict=True):
+            if column is None:
+                axes.set_visible(False)
+                continue
+            axes.set_title(names.get(column, column))
+            axes.set_ylabel(names[column].split()[-1] if column in names else column)
+            axes.grid(alpha=0.3)
+            axes.xaxis.get_major_locator().set_params(integer=True)
+            if column.endswith("loss"):
+                _log_if_spread(axes, epochs[[c for c in row if c and c.endswith("loss")]])
+        if all(row):  # training beside validation: one scale, so that the gap reads
+            _share_y(line)
+    for axes in grid[-1]:  # the rows above share its x axis
+        axes.set_xlabel("epoch")
     if by is not None:
         handles = [Line2D([], [], color=palette[v], linewidth=2) for v in values]
-        figure.legend(handles, [value_text(v) for v in values], title=by, loc="outside right upper")
+        figure.legend(handles, value_texts(values), title=by, loc="outside right upper")
     what = f"learning curves, {len(drawn)} trials" + (f", coloured by {by}" if by else "")
     heading(figure, title, what)
     return figure
+
+
+def _curve_rows(metrics: list[str]) -> list[tuple[str | None, str | None]]:
+    """The panels two a row: training beside validation accuracy, then loss, in their
+    places whichever is there; a trainer's `train_x` beside its `val_x`; the rest two by
+    two."""
+    rows: list[tuple[str | None, str | None]] = []
+    for train, val in (("train_accuracy", "val_accuracy"), ("train_loss", "val_loss")):
+        if train in metrics or val in metrics:
+            rows.append((train if train in metrics else None, val if val in metrics else None))
+    placed = {column for row in rows for column in row}
+    for metric in metrics:
+        twin = f"val_{metric.removeprefix('train_')}"
+        if metric.startswith("train_") and twin in metrics and twin not in placed:
+            rows.append((metric, twin))
+            placed |= {metric, twin}
+    rest = [metric for metric in metrics if metric not in placed]
+    rows += [(rest[i], rest[i + 1] if i + 1 < len(rest) else None) for i in range(0, len(rest), 2)]
+    return rows
 
 
 def _log_if_spread(axes: Axes, losses: pd.DataFrame) -> None:
@@ -324,15 +356,13 @@ def _log_if_spread(axes: Axes, losses: pd.DataFrame) -> None:
         axes.set_yscale("log")
 
 
-def _share_y(grid: np.ndarray) -> None:
-    """Training and validation on one scale per row, so that the gap between them reads."""
-    for row in grid:
-        visible = [axes for axes in row if axes.get_visible()]
-        if len(visible) == 2 and visible[0].get_yscale() == visible[1].get_yscale():
-            low = min(axes.get_ylim()[0] for axes in visible)
-            high = max(axes.get_ylim()[1] for axes in visible)
-            for axes in visible:
-                axes.set_ylim(low, high)
+def _share_y(row: np.ndarray) -> None:
+    """Both panels of a row on one scale (where both are linear or both log)."""
+    if row[0].get_yscale() == row[1].get_yscale():
+        low = min(axes.get_ylim()[0] for axes in row)
+        high = max(axes.get_ylim()[1] for axes in row)
+        for axes in row:
+            axes.set_ylim(low, high)
 
 
 def scored_trials(trials: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -12,17 +13,23 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from analysis.numbers import metric_decimals, metric_text, value_texts
 from analysis.threshold import Level, Threshold
 
 FORMATS = ("table", "markdown", "csv", "json")
 UNBOUNDED = 1_000_000  # a width no table reaches: measures its natural width
 
 
+def missing(value: Any) -> bool:
+    """No value: None, pandas' NA, NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def cell(value: Any, column: str = "") -> str:
     """A value as a table shows it: 4 decimals, seconds with 1, counts with separators."""
     if hasattr(value, "tolist"):
         value = value.tolist()
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if missing(value):
         return "-"
     if isinstance(value, bool):
         return str(value)
@@ -39,23 +46,59 @@ def cell(value: Any, column: str = "") -> str:
     return str(value)
 
 
-def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Strings for display: `<m>` and `<m>_std` become "mean ± std" where repeats exist."""
+def display_frame(
+    frame: pd.DataFrame, keys: Sequence[str] = (), metrics: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Strings for display: `<m>` and `<m>_std` become "mean ± std" where repeats exist.
+    The columns in `keys`, swept values, print with the digits that tell them apart; those
+    in `metrics` (column -> its mode, "max" or "min") with the decimals their best and
+    runner-up need, their std alike (analysis.numbers); any other as `cell` has it."""
+    metrics = metrics or {}
     shown = pd.DataFrame(index=frame.index)
     for column in frame.columns:
         if column.endswith("_std") and column.removesuffix("_std") in frame.columns:
             continue
-        text = frame[column].map(lambda v, c=column: cell(v, c))
         std = f"{column}_std"
+        if column in keys:
+            text = _key_texts(frame[column])
+        elif column in metrics:
+            decimals = metric_decimals(frame[column], metrics[column])
+            text = frame[column].map(lambda v, d=decimals: _metric_cell(v, d))
+        else:
+            text = frame[column].map(lambda v, c=column: cell(v, c))
         if std in frame.columns and frame[std].notna().any():
-            spread = frame[std].map(lambda v, c=std: cell(v, c))
+            if column in metrics:
+                spread = frame[std].map(lambda v, d=decimals: _metric_cell(v, d))
+            else:
+                spread = frame[std].map(lambda v, c=std: cell(v, c))
             text = text.where(spread == "-", text + " ± " + spread)
         shown[column] = text
     return shown
 
 
-def rich_table(frame: pd.DataFrame, title: str = "", sources: list[str] | None = None) -> Table:
-    shown = display_frame(frame)
+def _key_texts(column: pd.Series) -> pd.Series:
+    values = [v.tolist() if hasattr(v, "tolist") else v for v in column]
+    texts = ["-" if missing(v) else text for v, text in zip(values, value_texts(values),
+                                                             strict=True)]  # fmt: skip
+    return pd.Series(texts, index=column.index, dtype=object)
+
+
+def _metric_cell(value: Any, decimals: int) -> str:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return "-" if missing(value) else metric_text(value, decimals)
+
+
+def rich_table(
+    frame: pd.DataFrame,
+    title: str = "",
+    sources: list[str] | None = None,
+    *,
+    keys: Sequence[str] = (),
+    metrics: Mapping[str, str] | None = None,
+) -> Table:
+    """The frame as a rich table; `keys` and `metrics` as display_frame takes them."""
+    shown = display_frame(frame, keys, metrics)
     # Text, not markup: a source's "[other settings: ...]" or a cell's "[64]" is shown as it is.
     caption = "  ".join(f"ref{i}: {s}" for i, s in enumerate(sources or [], 1))
     table = Table(title=Text(title) if title else None, title_justify="left",
@@ -89,8 +132,14 @@ class Whole:
         return Measurement.get(console, options, self.table)
 
 
-def markdown(frame: pd.DataFrame, sources: list[str] | None = None) -> str:
-    shown = display_frame(frame)
+def markdown(
+    frame: pd.DataFrame,
+    sources: list[str] | None = None,
+    *,
+    keys: Sequence[str] = (),
+    metrics: Mapping[str, str] | None = None,
+) -> str:
+    shown = display_frame(frame, keys, metrics)
     lines = ["| " + " | ".join(map(str, shown.columns)) + " |",
              "|" + "|".join("---" for _ in shown.columns) + "|"]  # fmt: skip
     lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False)]
@@ -180,5 +229,7 @@ def threshold_block(result: Threshold) -> Group:
     if result.diverged:
         parts.append(Text(f"{result.diverged} diverged trial(s) left out: their"
                           f" {result.metric} measures nothing", style="dim"))  # fmt: skip
-    parts.append(Whole(rich_table(threshold_frame(result))))
+    levels = rich_table(threshold_frame(result), keys=[result.param],
+                        metrics={result.metric: result.mode})  # fmt: skip
+    parts.append(Whole(levels))
     return Group(*parts)

@@ -12,9 +12,13 @@ import pandas as pd
 from rich.text import Text
 
 from analysis import Run, Threshold, find_threshold, report_table
+from analysis.load import hashable
+from analysis.metrics import BUILT_IN, metric_mode, run_metric, shown_metrics
+from analysis.numbers import metric_decimals, metric_text, value_text
 from analysis.render import threshold_block, threshold_frame
 from analysis.rundir import DEFAULT_METRIC, Status
-from analysis.tables import config_keys
+from analysis.settings import mark_reference
+from analysis.tables import config_keys, present, tidy_table
 from analysis.threshold import measured
 
 
@@ -29,19 +33,49 @@ class Report:
     threshold: Threshold | None  # when the sweep varies batch_size
     best: pd.DataFrame  # the best trial's row; empty when no finished trial has the metric
     metric: str
+    mode: str = "max"  # the metric's direction
+    custom: tuple[str, ...] = ()  # the run's own metrics, beside `metric` in every table
+
+    def layout(self) -> dict[str, Any]:
+        """How the tables print (render.display_frame): the swept values told apart, each
+        metric to the decimals its best and runner-up need."""
+        metrics = [self.metric, *BUILT_IN, "test_loss", "test_accuracy", *self.custom]
+        modes = {m: metric_mode(self.run.spec, m) for m in metrics}
+        return {
+            "keys": self.run.swept,
+            "metrics": {**modes, self.metric: self.mode},
+        }
+
+    def tidy(self, aggregate: bool = False) -> tuple[pd.DataFrame, list[str]]:
+        """The report's data as the frame a user would build (tables.tidy_table): a row per
+        configuration, or with `aggregate` per combination of swept values; a column per
+        swept key (a `--where` key too) and metric; also the references' sources."""
+        run = self.run
+        keys = [*(key for key, _ in run.where), *run.swept]
+        standard = [*BUILT_IN, "test_loss", "test_accuracy", "train_time_s"]
+        metrics = present(run.trials, [self.metric, *self.custom, *standard], keep=self.metric)
+        references = [mark_reference(ref, run.spec) for ref in run.references]
+        return tidy_table(run.trials, keys, metrics, references, aggregate)
 
     def summary(self) -> dict[str, Any]:
         counts = self.run.trials["status"].value_counts()
         return {"sweep": self.run.name, "id": self.run.id, "path": self.run.path,
                 "trials": len(self.run.trials), "finished": int(counts.get(Status.DONE, 0)),
                 "failed": int(counts.get(Status.FAILED, 0)), "planned": self.run.planned,
-                "in_progress": self.run.in_progress}  # fmt: skip
+                "in_progress": self.run.in_progress,
+                **({"where": dict(self.run.where)} if self.run.where else {})}  # fmt: skip
 
     def status(self) -> str:
         s = self.summary()
-        head = f"{s['sweep']} run {s['id']}: "
-        diverged = int(self.run.trials["status"].eq(Status.DIVERGED).sum())
-        shown = f" {diverged} diverged," if diverged else ""  # the old line where none did
+        where = f", where {self.run.selection}" if self.run.where else ""
+        head = f"{s['sweep']} run {s['id']}{where}: "
+        statuses = self.run.trials["status"]
+        diverged = int(statuses.eq(Status.DIVERGED).sum())
+        stopped = int(statuses.eq(Status.STOPPED).sum())
+        # The old line where none diverged or stopped.
+        shown = (f" {stopped} stopped early," if stopped else "") + (
+            f" {diverged} diverged," if diverged else ""
+        )
         counts = f"{s['finished']} finished,{shown} {s['failed']} failed"
         planned, written = s["planned"], s["trials"]
         if self.run.in_progress:
@@ -72,29 +106,39 @@ class Report:
             lines += [f"the same rule on ref{index}'s figures: {answer}"
                       for index, answer in _reference_thresholds(self.run.references)]  # fmt: skip
         if not self.best.empty:
-            best = self.best.iloc[0]
-            config = "  ".join(f"{key}={best[key]}" for key in self.run.swept)
-            score = f"{self.metric} {best[self.metric]:.4f}"
+            best, trials = self.best.iloc[0], self.run.trials
+            config = "  ".join(f"{key}={value_text(best[key], trials[key].map(hashable))}"
+                               for key in self.run.swept)  # fmt: skip
+            # Enough decimals to tell the best from the runner-up.
+            decimals = metric_decimals(measured(trials, self.metric)[self.metric], self.mode)
+            score = f"{self.metric} {metric_text(best[self.metric], decimals)}"
             lines.append(f"best: {best['trial_id']}  {config}  {score}")
         else:
             lines.append(_no_best(self.run.trials, self.metric))
         return lines
 
 
-def build_report(run: Run) -> Report:
+def build_report(run: Run, metric: str | None = None) -> Report:
+    """The report of `run` on `metric` and its custom metrics. A metric asked for that the
+    trials lack is a RunDataError naming it and the run's metrics; the spec's, which no
+    trial may have reported (every one failed first), leaves the best trial to say so."""
     trials = run.trials
-    title, table, sources = report_table(trials, run.spec, run.swept)
+    metric = run_metric(run, metric) if metric else str(run.spec.get("metric") or DEFAULT_METRIC)
+    mode = metric_mode(run.spec, metric)
+    custom = tuple(m for m in shown_metrics(run, metric) if m != metric)
+    title, table, sources = report_table(trials, run.spec, run.swept, metric, custom)
     # Report A's rule compares batch sizes of one model: with another axis swept, its
     # levels would pool different models as if they were repeats.
     alone = config_keys(run.swept) == ["batch_size"]
     # Where trials diverged and none finished there is nothing to find a threshold in, and
     # the notes say why; a run whose trials all failed keeps find_threshold's error.
-    nothing_measured = measured(trials, DEFAULT_METRIC).empty
+    nothing_measured = measured(trials, metric).empty
     diverged = trials["status"].eq(Status.DIVERGED).any()
-    threshold = find_threshold(trials) if alone and not (nothing_measured and diverged) else None
-    metric = run.spec.get("metric", DEFAULT_METRIC)
-    best = _best_trial(trials, run.swept, metric, run.spec.get("mode", "max"))
-    return Report(run, title, table, sources, threshold, best, metric)
+    threshold = None
+    if alone and metric in trials.columns and not (nothing_measured and diverged):
+        threshold = find_threshold(trials, metric=metric, mode=mode)
+    best = _best_trial(trials, run.swept, metric, mode)
+    return Report(run, title, table, sources, threshold, best, metric, mode, custom)
 
 
 def _best_trial(trials: pd.DataFrame, swept: list[str], metric: str, mode: str) -> pd.DataFrame:
@@ -128,7 +172,7 @@ def figures(report: Report) -> list[tuple[str, bytes, bool]]:
     from analysis.plots import png
 
     return [(plot.name, png(plot.figure), plot.detail)
-            for plot in run_figures(report.run, report.threshold)]  # fmt: skip
+            for plot in run_figures(report.run, report.threshold, report.metric)]  # fmt: skip
 
 
 def html_page(report: Report, drawn: list[tuple[str, bytes, bool]]) -> str:
@@ -140,11 +184,11 @@ def html_page(report: Report, drawn: list[tuple[str, bytes, bool]]) -> str:
     if report.threshold is not None:
         block = threshold_block(report.threshold).renderables
         lines["threshold"] = [part.plain for part in block if isinstance(part, Text)]
-    tables = [Table(heading, frame, sources, lines.get(name, ()))
+    tables = [Table(heading, frame, sources, lines.get(name, ()), **report.layout())
               for name, (heading, frame, sources) in report.tables().items()]  # fmt: skip
     shown = [(name, png) for name, png, detail in drawn if not detail]
     return report_page(report.run, status=report.status(), tables=tables, notes=report.notes(),
-                       figures=shown)  # fmt: skip
+                       figures=shown, metric=report.metric)  # fmt: skip
 
 
 def _reference_thresholds(references: list[dict]) -> list[tuple[int, str]]:

@@ -46,9 +46,15 @@ _GLOB = re.compile(r"[*?\[]")
 class Status(enum.StrEnum):
     """A configuration's `status` in the trials rows."""
 
-    DONE = "TERMINATED"  # trained every epoch (or stopped early by the scheduler)
+    DONE = "TERMINATED"  # trained until its trainer returned
+    STOPPED = "STOPPED"  # stopped early by the scheduler (ASHA); `epochs_completed` says when
     FAILED = "ERROR"  # raised; `error` says what
     DIVERGED = "DIVERGED"  # a loss stopped being a finite number; `error` says where
+
+
+# The statuses whose metrics measure their configuration: a stopped one's, at the epoch it
+# was stopped, is what the scheduler judged it by.
+FINISHED = (Status.DONE, Status.STOPPED)
 
 
 class RunDataError(ValueError):

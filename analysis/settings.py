@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from analysis.numbers import value_text
 from analysis.rundir import as_tuple
 
 ABSENT = "(not set)"  # the trainer's default, which the analysis does not know
@@ -68,12 +69,3 @@ def mark_reference(reference: dict[str, Any], spec: dict[str, Any]) -> dict[str,
     source = reference.get("source", "reference")
     mark = f"[other settings: measured with {theirs}; this run has {mine}]"
     return {**reference, "source": f"{source} {mark}"}
-
-
-def value_text(value: Any) -> str:
-    """A config value as a line shows it: a list as a list, a float briefly."""
-    if isinstance(value, tuple):
-        return str(list(value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)

@@ -8,12 +8,14 @@ carries them (`ref1`, `diff1` = ours - ref1, ...; their sources come back alongs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from analysis.load import RunDataError, hashable, require_numeric
-from analysis.rundir import DEFAULT_METRIC, Status
+from analysis.metrics import config_names, custom_metrics
+from analysis.rundir import DEFAULT_METRIC, FINISHED
 from analysis.settings import mark_reference
 
 REPORT_B_METRICS = [
@@ -36,7 +38,7 @@ def config_table(
         metrics = [m for m in DEFAULT_METRICS if m in trials.columns]
     require_numeric(trials, *metrics)
     frame = trials.assign(**{key: trials[key].map(hashable) for key in keys})
-    frame = frame.assign(_failed=frame["status"].ne(Status.DONE), _all="all")
+    frame = frame.assign(_failed=~frame["status"].isin(FINISHED), _all="all")
     groups = frame.groupby(keys or ["_all"], sort=True, dropna=False)
     table = groups.agg(runs=("trial_id", "size"), failed=("_failed", "sum"))
     for metric in metrics:
@@ -66,52 +68,107 @@ def add_references(
 
 
 def batch_size_table(
-    trials: pd.DataFrame, references: list[dict[str, Any]], metric: str = DEFAULT_METRIC
+    trials: pd.DataFrame,
+    references: list[dict[str, Any]],
+    metric: str = DEFAULT_METRIC,
+    extra: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, list[str]]:
     """Report A's table: batch sizes as columns, large to small; rows `metric`, its std
-    when there are repeats, and each reference with our difference."""
-    table = config_table(trials, ["batch_size"], [metric])
+    when there are repeats, each reference with our difference, then each `extra` metric
+    (and its std)."""
+    table = config_table(trials, ["batch_size"], [metric, *extra])
     table, sources = add_references(table, references, ["batch_size"], metric)
-    rows = [metric]
-    if table[f"{metric}_std"].notna().any():
-        rows.append(f"{metric}_std")
-    rows += [c for c in table.columns if c.startswith(("ref", "diff"))]
+    rows = []
+    for name in (metric, "refs", *extra):
+        if name == "refs":
+            rows += [c for c in table.columns if c.startswith(("ref", "diff"))]
+            continue
+        rows.append(name)
+        if table[f"{name}_std"].notna().any():
+            rows.append(f"{name}_std")
     wide = table.set_index("batch_size")[rows].T.sort_index(axis=1, ascending=False)
     wide.columns = [str(c) for c in wide.columns]
     return wide.rename_axis("batch_size").reset_index(), sources
 
 
 def activation_table(
-    trials: pd.DataFrame, references: list[dict[str, Any]]
+    trials: pd.DataFrame, references: list[dict[str, Any]], extra: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Report A's A4 table: activation, loss, accuracy (on the validation = test set)."""
-    table = config_table(trials, ["activation"], ["val_loss", "val_accuracy"])
+    """Report A's A4 table: activation, loss, accuracy (on the validation = test set), then
+    each `extra` metric."""
+    metrics = list(dict.fromkeys(["val_loss", "val_accuracy", *extra]))
+    table = config_table(trials, ["activation"], metrics)
     return add_references(table, references, ["activation"], "val_accuracy")
 
 
 def report_b_table(
-    trials: pd.DataFrame, swept: list[str], references: list[dict[str, Any]]
+    trials: pd.DataFrame,
+    swept: list[str],
+    references: list[dict[str, Any]],
+    extra: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Report B's table: train / val / test accuracy and loss, params, training time."""
-    table = config_table(trials, swept, [m for m in REPORT_B_METRICS if m in trials.columns])
+    """Report B's table: train / val / test accuracy and loss, params, training time, then
+    each `extra` metric; a column with no value anywhere (no test split) left out."""
+    table = config_table(trials, swept, present(trials, [*REPORT_B_METRICS, *extra]))
     return add_references(table, references, config_keys(swept), "test_accuracy")
 
 
+def present(trials: pd.DataFrame, metrics: Sequence[str], keep: str | None = None) -> list[str]:
+    """Those of `metrics` the trials have a value of, each once; `keep` wherever it is a
+    column, valued or not (a run's own metric: its gaps say that nothing measured it)."""
+    return [
+        m for m in dict.fromkeys(metrics) if m in trials.columns
+        and (m == keep or (pd.api.types.is_numeric_dtype(trials[m]) and trials[m].notna().any()))
+    ]  # fmt: skip
+
+
 def report_table(
-    trials: pd.DataFrame, spec: dict[str, Any], swept: list[str]
+    trials: pd.DataFrame,
+    spec: dict[str, Any],
+    swept: list[str],
+    metric: str | None = None,
+    custom: Sequence[str] | None = None,
 ) -> tuple[str, pd.DataFrame, list[str]]:
-    """The table a report shows for this sweep: its title, the frame, the sources."""
+    """The table a report shows for this sweep: its title, the frame, the sources. Every
+    layout has `metric` (the spec's by default) and the `custom` metrics (by default the
+    numeric trials columns that are neither configuration nor sweeps' own:
+    analysis.metrics), and no metric column without a value."""
     if trials.empty:
         raise RunDataError("the run has no trials")
+    metric = metric or str(spec.get("metric") or DEFAULT_METRIC)
+    if custom is None:
+        custom = custom_metrics(trials, config=config_names(spec) | set(swept))
+    extra = present(trials, [m for m in custom if m != metric])
     keys = config_keys(swept)
     # A reference measured under other settings than the run's says so in its source.
     references = [mark_reference(ref, spec) for ref in spec.get("reference") or []]
     held_out = float(spec.get("base", {}).get("validation_split", 0) or 0) > 0
     if held_out:
-        return ("train / val / test", *report_b_table(trials, swept, references))
-    if keys == ["batch_size"]:
-        return ("val_accuracy by batch size", *batch_size_table(trials, references))
+        table, sources = report_b_table(trials, swept, references, [metric, *extra])
+        return "train / val / test", table, sources
+    if keys == ["batch_size"] and metric in trials.columns:
+        return (f"{metric} by batch size", *batch_size_table(trials, references, metric, extra))
     if keys == ["activation"]:
-        return ("activations (validation = test set)", *activation_table(trials, references))
-    table, sources = add_references(config_table(trials, swept), references, keys, "val_accuracy")
+        table, sources = activation_table(trials, references, present(trials, [metric, *extra]))
+        return "activations (validation = test set)", table, sources
+    metrics = present(trials, [metric, *extra, *DEFAULT_METRICS], keep=metric)
+    table, sources = add_references(config_table(trials, swept, metrics), references, keys, metric)
     return "configurations", table, sources
+
+
+def tidy_table(
+    trials: pd.DataFrame,
+    keys: list[str],
+    metrics: Sequence[str],
+    references: Sequence[dict[str, Any]] = (),
+    aggregate: bool = False,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The trials as a frame a user would build, one column per key and metric: a row per
+    configuration (its trial_id, `keys`, status, `metrics`), or with `aggregate` a row per
+    combination of the keys' values (seeds folded: config_table, with the references that
+    give the first metric beside it); also the references' sources."""
+    if aggregate:
+        table = config_table(trials, keys, list(metrics))
+        return add_references(table, list(references), config_keys(keys), metrics[0])
+    columns = list(dict.fromkeys(["trial_id", *keys, "status", *metrics]))
+    return trials[[c for c in columns if c in trials.columns]].reset_index(drop=True), []

@@ -7,9 +7,10 @@ mean accuracy, and the noise-aware answer also counts a change as insignificant 
 lies within the 95% interval of the difference of two means (Welch's t), i.e. inside the
 seed-to-seed noise, so a user sees when the single-run answer is noise.
 
-Only finished trials count (`measured`): a diverged trial's figures are whatever its
-weights scored once its loss stopped being a number, a failed one's are from before it
-failed; neither measures its configuration.
+Only finished trials count (`measured`), those stopped early by the scheduler with the
+rest (their metric is the one the scheduler judged them by): a diverged trial's figures
+are whatever its weights scored once its loss stopped being a number, a failed one's are
+from before it failed; neither measures its configuration.
 
 The rule knows the metric's direction: for a metric to minimise (a loss), the gain of a
 smaller batch is the drop, so "the first change <= threshold" reads "the first
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import RunDataError, require_numeric
-from analysis.rundir import DEFAULT_METRIC, Status
+from analysis.rundir import DEFAULT_METRIC, FINISHED, Status
 
 DEFAULT_THRESHOLD = 0.001
 
@@ -151,12 +152,13 @@ def find_threshold(
 
 def measured(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The trials whose `metric` measures their configuration: finished (status
-    TERMINATED) with a finite value; see the module docstring. Rows without a status (a
-    reference's figures, a table made by hand) count as finished."""
+    TERMINATED, or STOPPED early by the scheduler) with a finite value; see the module
+    docstring. Rows without a status (a reference's figures, a table made by hand) count
+    as finished."""
     if metric not in trials.columns:
         return trials.iloc[:0]
     values = pd.to_numeric(trials[metric], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    finished = trials["status"].eq(Status.DONE).to_numpy() if "status" in trials.columns else True
+    finished = trials["status"].isin(FINISHED).to_numpy() if "status" in trials.columns else True
     return trials[np.isfinite(values) & finished]
 
 

@@ -9,13 +9,16 @@ started.
 
 from __future__ import annotations
 
+import itertools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.exceptions import TyperException
 
 from sweeps import __version__
@@ -40,6 +43,7 @@ from sweeps.cli.options import (
 )
 from sweeps.plan.overrides import parse_override
 from sweeps.plan.spec import SpecError, load_spec, preset_names, preset_path
+from sweeps.record.protocol import Scalar, scalars
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet.",
@@ -111,6 +115,7 @@ def run(
     """
     from sweeps.record.loggers import check_callbacks
     from sweeps.run.runner import run_sweep
+    from sweeps.run.trainable import import_folders
 
     sweep = overrides(
         assignments, epochs=epochs, repeats=repeats, cpus=cpus_per_trial, gpus=gpus_per_trial,
@@ -120,7 +125,7 @@ def run(
     check_callbacks(sweep)
     outcome = run_sweep(
         sweep, results=results, address=address, data_dir=_text(data_dir), run_id=run_id,
-        say=say, dashboard=dashboard,
+        say=say, dashboard=dashboard, import_path=import_folders(spec),
     )  # fmt: skip
     _conclude(outcome)
 
@@ -190,36 +195,97 @@ def train(
         typer.Option("--set", "-s", metavar="KEY=VALUE", help="A config value; repeatable."),
     ] = None,
     data_dir: DataDirOption = None,
+    trainer: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODULE:FUNCTION",
+            help="Your own trainer, imported from the current folder first."
+            " \\[default: the built-in one]",
+        ),
+    ] = None,
 ) -> None:
     """Train one model, no Ray: a quick check of a config before sweeping it.
 
     Config keys and defaults: `python -c "import trainers; print(trainers.DEFAULTS)"`.
+
+    Your own trainer (--trainer) gets the config and the dataset `--set dataset=NAME` names.
+
+    What it raises is printed with its whole traceback (exit 1).
 
     Examples:
 
         sweeps train --set dataset=digits --set epochs=10 --set lr=0.1
 
         sweeps train -s hidden=[1000,1000] -s activation=relu -s optimizer=adam
+
+        sweeps train --trainer mytrain:train --set epochs=2 --set lr=0.1
     """
+    from sweeps.plan.spec import DEFAULT_TRAINER
+
+    config = single_values(assignments)
+    if trainer is not None and trainer != DEFAULT_TRAINER:
+        _train_own(trainer, config, _text(data_dir))
+        return
     from trainers import DEFAULTS
     from trainers import train as train_model
 
-    config = single_values(assignments)
     if data_dir is not None:
         config["data_dir"] = str(data_dir)
-    epochs = config.get("epochs", DEFAULTS["epochs"])
+    report = _epoch_lines(config.get("epochs", DEFAULTS["epochs"]))
+    console.print(final_table(train_model(config, report=report)))
+
+
+def _train_own(trainer: str, config: dict[str, Any], data_dir: str | None) -> None:
+    """A user's trainer on one config in this process, as a sweep's trial calls it; what
+    it raises keeps its traceback: it is the user's to debug, not a one-line error."""
+    import traceback
+
+    from sweeps.run.trainable import import_folders, importable_from, resolve_trainer
+    from trainers import load_dataset
+    from trainers.config import DATASETS
+
+    if ":" not in trainer:
+        raise SpecError(f"--trainer {trainer!r}: give MODULE:FUNCTION, as a spec's trainer")
+    name = config.get("dataset")
+    if name is not None and name not in DATASETS:
+        raise SpecError(f"--set dataset={name!r}: one of {', '.join(DATASETS)}, or none")
+    with importable_from(import_folders()):
+        function = resolve_trainer(trainer)
+        dataset = load_dataset(name, data_dir) if name is not None else None
+        try:
+            result = function(config, dataset, _epoch_lines(config.get("epochs")))
+        except Exception:
+            traceback.print_exc()
+            raise typer.Exit(1) from None
+    if not isinstance(result, dict):
+        fail(f"trainer {trainer!r} must return a dict of metrics, got {type(result).__name__}")
+        raise typer.Exit(1)
+    table = Table(title="final", show_header=False)
+    plain = scalars(result)
+    for key, value in result.items():
+        shown = _number(plain[key]) if key in plain else repr(value)
+        table.add_row(Text(str(key)), Text(shown if len(shown) <= 60 else f"{shown[:59]}…"))
+    console.print(table)
+
+
+def _epoch_lines(epochs: Any) -> Callable[[dict[str, Any]], None]:
+    """A trainer's `report`, printing Keras' line for each epoch: its number and time,
+    then every other metric the trainer reported."""
+    counted = itertools.count(1)
 
     def report(metrics: dict[str, Any]) -> None:
-        console.print(
-            f"epoch {metrics['epoch']}/{epochs} - {metrics['epoch_time_s']:.2f}s"
-            f" - loss: {metrics['loss']:.4f} - accuracy: {metrics['accuracy']:.4f}"
-            f" - val_loss: {metrics['val_loss']:.4f}"
-            f" - val_accuracy: {metrics['val_accuracy']:.4f}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        values = scalars(metrics)
+        number, seconds = values.pop("epoch", next(counted)), values.pop("epoch_time_s", None)
+        words = [f"epoch {number}" + (f"/{epochs}" if epochs else "")]
+        words += [f"{seconds:.2f}s"] if isinstance(seconds, int | float) else []
+        words += [f"{key}: {_number(value)}" for key, value in values.items()]
+        console.print(" - ".join(words), highlight=False, soft_wrap=True, markup=False)
 
-    console.print(final_table(train_model(config, report=report)))
+    return report
+
+
+def _number(value: Scalar) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def single_values(assignments: list[str] | None) -> dict[str, Any]:
@@ -246,7 +312,8 @@ def final_table(result: dict[str, Any]) -> Table:
 
 
 def _conclude(outcome: Any) -> None:
-    """The summary table, the errors, where the results are; exit 1 unless all finished."""
+    """The summary table, the errors, where the results are; exit 1 unless all finished,
+    or when no trial reported the spec's metric."""
     from analysis.render import Whole
     from analysis.rundir import Status
     from sweeps.record.progress import summary_table
@@ -262,9 +329,12 @@ def _conclude(outcome: Any) -> None:
         verb = "failed" if row["status"] == Status.FAILED else "diverged"
         errors.print(f"trial {row['trial_id']} {verb}: {escape(str(row['error']))}",
                      highlight=False, soft_wrap=True)  # fmt: skip
+    for line in outcome.metric_warnings():
+        errors.print(f"warning: {escape(line)}", highlight=False, soft_wrap=True)
     done, diverged = outcome.counts.get(Status.DONE, 0), outcome.counts.get(Status.DIVERGED, 0)
     console.print(
         f"{outcome.total} trials: {done} finished,"
+        + (f" {outcome.stopped} stopped early," if outcome.stopped else "")
         + (f" {diverged} diverged," if diverged else "")
         + f" {outcome.failed} failed, {outcome.total - outcome.finished} not run."
         f" Results: {outcome.run_dir}",
@@ -275,7 +345,10 @@ def _conclude(outcome: Any) -> None:
             f"interrupted: continue with `sweeps resume {outcome.run_dir}`",
             highlight=False, soft_wrap=True,
         )  # fmt: skip
-    if outcome.failed or outcome.finished < outcome.total:
+    no_metric = outcome.metric_error()
+    if no_metric is not None:
+        fail(no_metric)
+    if outcome.failed or outcome.finished < outcome.total or no_metric is not None:
         raise typer.Exit(1)
 
 

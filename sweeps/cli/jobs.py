@@ -100,6 +100,7 @@ def submit(
     """
     from sweeps.plan.groups import configurations
     from sweeps.run.runner import check_configs, new_run_id
+    from sweeps.run.trainable import import_folders, importable_from
 
     # The callbacks are checked on the cluster, which needs their packages.
     sweep = overrides(
@@ -114,8 +115,9 @@ def submit(
         )
     code = plan_code(spec, working_dir, py_modules)
     # Every check `sweeps run` makes without the cluster's data: a bad value fails here,
-    # not after waiting in the cluster's queue.
-    check_configs(sweep, configurations(sweep))
+    # not after waiting in the cluster's queue. The trainer is imported from what ships.
+    with importable_from([*code.import_path(), *import_folders(spec)]):
+        check_configs(sweep, configurations(sweep))
     client = _connect(address, token_file)
     jobs.check_slots(client, address)
     for line in code.lines():
@@ -156,12 +158,68 @@ def status(job_id: JobId, address: Address, token_file: TokenFile = None) -> Non
 
 @app.command("logs")
 def logs(
-    job_id: JobId,
-    address: Address,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    run_or_job: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN_OR_JOB",
+            help="A run directory (a path, or a URI) or a job's id (the run id `submit` printed).",
+        ),
+    ],
+    config: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="CONFIG",
+            help="Of a run: one configuration's, by trial_id or config_index. \\[default: all]",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            envvar=ADDRESS_VARIABLES,
+            help="A job's cluster: the head's jobs API, http://HEAD:8265, or a Ray address"
+            " (HOST:6379, auto) as `ray job` takes it.",
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="A job's: stream until it ends.")
+    ] = False,
     token_file: TokenFile = None,
 ) -> None:
-    """A job's output; with --follow, streamed until the job ends."""
+    """What a run's trainers printed, warned and raised; or a job's output.
+
+    Of a run directory: what each Tune trial printed and warned, and a failure's traceback.
+
+    With CONFIG, only those of the trial that trained it.
+
+    Anything else is a job's id: its output, with --follow streamed until the job ends.
+
+    Examples:
+
+        sweeps logs results/my-sweep/20261122-101500-3f2a 3
+
+        sweeps logs 20261122-101500-3f2a --address http://HEAD:8265 --follow
+    """
+    from analysis.logs import read_logs
+    from analysis.rundir import MANIFEST, RunDataError, RunDir
+
+    if "://" in run_or_job or "/" in run_or_job or os.path.isdir(run_or_job):
+        run = RunDir.of(run_or_job)
+        if not (run / MANIFEST).is_file():
+            raise RunDataError(f"{run.shown!r} is not a run directory (no {MANIFEST})")
+        if follow:
+            raise SpecError("--follow streams a job's output, not a run directory's")
+        found = read_logs(run, config)
+        sys.stdout.write("\n".join(log.text.rstrip("\n") + "\n" for log in found))
+        if not found:
+            of = f"configuration {config} of " if config is not None else ""
+            say(f"{of}{run.shown}: nothing printed, warned or raised")
+        return
+    if config is not None:
+        raise SpecError(f"{config!r}: a configuration is named only with a run directory")
+    if address is None:  # required for a job, as it always was
+        raise SpecError(f"{run_or_job!r} is no run directory; as a job's id it needs --address"
+                        f" (or ${' or $'.join(ADDRESS_VARIABLES)})")  # fmt: skip
+    job_id = run_or_job
     client = _connect(address, token_file)
     if follow:
         jobs.call(lambda: jobs.follow_logs(client, job_id, sys.stdout.write), address)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 
 from analysis import Comparison, Run, compare_runs, find_threshold, load_run
 from analysis.html import REPORT_HTML
+from analysis.metrics import metric_mode, run_metric
+from analysis.numbers import value_texts
 from analysis.place import Place
 from analysis.render import (
     FORMATS,
@@ -28,6 +31,7 @@ from analysis.render import (
 )
 from analysis.report import Report, build_report, figures, html_page
 from analysis.rundir import DEFAULT_METRIC, PLOTS
+from analysis.select import select, select_runs, sorted_values
 from analysis.tables import config_keys
 from analysis.threshold import DEFAULT_THRESHOLD
 from sweeps.cli.console import console, say
@@ -40,6 +44,22 @@ RunArgument = Annotated[
 FormatOption = Annotated[
     str, typer.Option("--format", help="table, markdown, csv or json (see above).")
 ]
+MetricOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metric", metavar="NAME",
+        help="The metric: a built-in one or the trainer's own (val_macro_f1)."
+        " \\[default: the spec's metric]",
+    ),
+]  # fmt: skip
+WhereOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where", metavar="KEY=VALUE",
+        help="Only the configurations whose swept KEY is VALUE (as the spec or a table gives"
+        " it); repeatable.",
+    ),
+]  # fmt: skip
 
 
 class BadInput(ValueError):
@@ -57,13 +77,22 @@ def _format(value: str) -> str:
     return value
 
 
-def _emit(frame: pd.DataFrame, fmt: str, title: str = "", sources: list[str] | None = None) -> None:
+def _emit(
+    frame: pd.DataFrame,
+    fmt: str,
+    title: str = "",
+    sources: list[str] | None = None,
+    layout: dict[str, Any] | None = None,
+) -> None:
+    """A table in the format asked for; `layout` (keys, metrics) as render.display_frame
+    takes it: how its swept values and metrics print."""
+    layout = layout or {}
     if fmt == "csv":
         _data(csv(frame))
     elif fmt == "markdown":
-        _data((f"### {title}\n\n" if title else "") + markdown(frame, sources))
+        _data((f"### {title}\n\n" if title else "") + markdown(frame, sources, **layout))
     else:
-        console.print(Whole(rich_table(frame, title, sources)), crop=False)
+        console.print(Whole(rich_table(frame, title, sources, **layout)), crop=False)
 
 
 def _data(text: str) -> None:
@@ -81,7 +110,7 @@ def _prose(text: str, fmt: str) -> None:
 
 def _write_table(report: Report) -> None:
     console.print(report.status(), highlight=False, soft_wrap=True)
-    _emit(report.table, "table", report.title, report.sources)
+    _emit(report.table, "table", report.title, report.sources, report.layout())
     if report.threshold is not None:
         console.print(threshold_block(report.threshold), crop=False)
     for line in report.notes():
@@ -90,15 +119,17 @@ def _write_table(report: Report) -> None:
 
 def _write_markdown(report: Report) -> None:
     say(report.status())
-    _data("\n".join(f"### {heading}\n\n{markdown(frame, sources)}"
+    layout = report.layout()
+    _data("\n".join(f"### {heading}\n\n{markdown(frame, sources, **layout)}"
                     for heading, frame, sources in report.tables().values()))  # fmt: skip
     _say_notes(report)
 
 
-def _write_csv(report: Report) -> None:
+def _write_csv(report: Report, aggregate: bool = False) -> None:
     say(report.status())
-    _data(csv(report.table))
-    for index, source in enumerate(report.sources, 1):  # what markdown puts under the table
+    frame, sources = report.tidy(aggregate)
+    _data(csv(frame))
+    for index, source in enumerate(sources, 1):  # what markdown puts under the table
         say(f"ref{index}: {source}")
     others = [name for name in report.tables() if name != "report"]
     if others:
@@ -124,14 +155,25 @@ def _say_notes(report: Report) -> None:
         say(line)
 
 
-WRITERS = {"table": _write_table, "markdown": _write_markdown, "csv": _write_csv,
-           "json": _write_json}  # fmt: skip
+WRITERS: dict[str, Callable[[Report], None]] = {
+    "table": _write_table, "markdown": _write_markdown, "csv": _write_csv, "json": _write_json,
+}  # fmt: skip
 
 
 @app.command("report")
 def report(
     run_dir: RunArgument,
     fmt: FormatOption = "table",
+    metric: MetricOption = None,
+    where: WhereOption = None,
+    aggregate: Annotated[
+        bool,
+        typer.Option(
+            "--aggregate",
+            help="With --format csv: a row per combination of swept values, its repeats'"
+            " mean and <metric>_std, not a row per configuration.",
+        ),
+    ] = False,
     plots: Annotated[bool, typer.Option(help="Write PNG figures to <run>/plots/.")] = True,
     html: Annotated[
         bool,
@@ -140,9 +182,11 @@ def report(
 ) -> None:
     """Tables as the reports printed them, the threshold, the best trial, and plots.
 
-    The batch-size threshold appears when the sweep varies batch size; figures go to
-    <run>/plots/: the spec's metric against each swept parameter, every trial's learning
-    curves on one figure, parallel coordinates (2+ axes), confusion matrices.
+    The tables show the metric (--metric, by default the spec's) and every metric of the
+    trainer's own. The batch-size threshold appears when the sweep varies batch size
+    alone; figures go to <run>/plots/: each metric against each swept parameter, every
+    trial's learning curves on one figure, parallel coordinates (2+ axes), confusion
+    matrices. --where KEY=VALUE reports on the configurations with that value only.
 
     --html also writes <run>/report.html, one page that opens offline in a browser: the
     tables, the figures embedded, every trial, the spec and the manifest (with --no-plots,
@@ -158,8 +202,10 @@ def report(
     "sources" of the report table, and "tables": "report", "threshold" (when the sweep varies
     batch size) and "best", each a list of rows as objects, a missing value as null.
 
-    csv: the report table only, its header the first line, since one CSV holds one table;
-    stderr names the tables left out, which json and markdown hold.
+    csv: tidy data, pd.read_csv's frame: a row per configuration (trial_id, each swept key,
+    status, each metric), or with --aggregate per combination of swept values (runs,
+    failed, each metric and <metric>_std, the references' figures); stderr names the
+    tables left out, which json and markdown hold.
 
     Examples:
 
@@ -170,17 +216,26 @@ def report(
         sweeps report RUN_DIR --format json --no-plots | jq '.tables.threshold'
 
         sweeps report RUN_DIR --html
+
+        sweeps report RUN_DIR --metric val_macro_f1 --where lr=0.01 --no-plots
+
+        sweeps report RUN_DIR --format csv --aggregate --no-plots > configurations.csv
     """
     fmt = _format(fmt)
-    run = load_run(run_dir)
+    if aggregate and fmt != "csv":
+        raise BadInput(f"--aggregate shapes the csv rows: use it with --format csv, not {fmt}")
+    run = select(load_run(run_dir), where or [])
     # A run read from where it cannot be written (another user's, a read-only mount): said
     # before any of the report is printed, with the way to read it there.
     if plots:
         _check_writable(run.dir / PLOTS, "the plots", "--no-plots reports without them")
     if html:
         _check_writable(run.dir.place, REPORT_HTML, "without --html the report is printed only")
-    built = build_report(run)
-    WRITERS[fmt](built)
+    built = build_report(run, metric)
+    if fmt == "csv":
+        _write_csv(built, aggregate)
+    else:
+        WRITERS[fmt](built)
     if not (plots or html):
         return
     drawn = figures(built)
@@ -213,29 +268,35 @@ def threshold(
     param: Annotated[str, typer.Option(help="The parameter, ordered large to small.")] = (
         "batch_size"
     ),
-    metric: Annotated[str, typer.Option(help="The metric whose changes are compared.")] = (
-        DEFAULT_METRIC
-    ),
+    metric: MetricOption = None,
+    where: WhereOption = None,
     threshold: Annotated[
         float, typer.Option(help="A change at or below this is insignificant.")
     ] = DEFAULT_THRESHOLD,
 ) -> None:
     """Report A's batch-size threshold (A2), and the noise-aware answer with repeats.
 
-    Example:
+    The levels are of one configuration: where the run sweeps another parameter too,
+    --where KEY=VALUE keeps one of its values.
+
+    Examples:
 
         sweeps threshold RUN_DIR --param batch_size --metric val_accuracy --threshold 0.001
+
+        sweeps threshold RUN_DIR --param width --where lr=0.01
     """
     _check_threshold(threshold)
-    run = load_run(run_dir)
+    run = select(load_run(run_dir), where or [])
     others = [key for key in config_keys(run.swept) if key != param]
     if param in run.swept and others:
+        values = ", ".join(value_texts(sorted_values(run.trials[others[0]])))
         raise BadInput(
             f"the run also sweeps {', '.join(others)}: the threshold compares {param} levels"
-            " of one configuration, and would pool different ones as repeats"
+            f" of one configuration, and would pool different ones as repeats; --where"
+            f" {others[0]}=VALUE keeps one ({others[0]}: {values})"
         )
-    mode = run.spec.get("mode") if metric == run.spec.get("metric") else None
-    result = find_threshold(run.trials, param, metric, threshold, mode)
+    metric = run_metric(run, metric)
+    result = find_threshold(run.trials, param, metric, threshold, metric_mode(run.spec, metric))
     console.print(threshold_block(result), crop=False)
 
 
@@ -251,7 +312,8 @@ def _check_threshold(value: float) -> None:
 def compare(
     run_a: RunArgument,
     run_b: RunArgument,
-    metric: Annotated[str, typer.Option(help="The metric to compare.")] = DEFAULT_METRIC,
+    metric: MetricOption = None,
+    where: WhereOption = None,
     fmt: FormatOption = "table",
     force: Annotated[
         bool,
@@ -265,7 +327,9 @@ def compare(
     parameter), the seeds of its repeats averaged. Where the runs' configurations differ,
     the differences are printed first; when no configuration pairs, it is an error naming
     them, exit 2, unless --force: then configurations pair on the keys whose values
-    overlap, averaged over the rest.
+    overlap, averaged over the rest. --metric defaults to the first run's spec's metric;
+    --where KEY=VALUE keeps the configurations with that value in each run that sweeps
+    KEY.
 
     Formats: table, markdown, csv, or json: one object, "runs" ("a" and "b": sweep, id,
     path), "metric", "title", "differences" (key, a, b), "matched_on", and "tables":
@@ -277,8 +341,11 @@ def compare(
         sweeps compare results/quickstart/RUN_1 results/quickstart/RUN_2
     """
     fmt = _format(fmt)
-    first, second = load_run(run_a), load_run(run_b)
+    first, second = select_runs([load_run(run_a), load_run(run_b)], where or [])
+    metric = metric or str(first.spec.get("metric") or DEFAULT_METRIC)
     result = compare_runs(first, second, metric, force)
+    mode = metric_mode(first.spec, metric)
+    layout = {"keys": result.matched_on, "metrics": {f"{metric}_a": mode, f"{metric}_b": mode}}
     title = f"{metric}: a = {first.id}, b = {second.id}"
     if fmt == "json":
         runs = {"a": _identity(first), "b": _identity(second)}
@@ -293,7 +360,7 @@ def compare(
                 say(line)
         else:
             _emit(_difference_frame(result), fmt, "configurations differ")
-    _emit(result.table, fmt, title)
+    _emit(result.table, fmt, title, layout=layout)
 
 
 def _difference_frame(result: Comparison) -> pd.DataFrame:

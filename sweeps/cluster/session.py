@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,11 @@ def _login_note() -> str:
 
 @contextlib.contextmanager
 def ray_session(
-    address: str | None, *, num_cpus: int | None = None, dashboard: Say | None = None
+    address: str | None,
+    *,
+    num_cpus: int | None = None,
+    dashboard: Say | None = None,
+    import_path: Sequence[str] = (),
 ) -> Iterator[bool]:
     """Ray for the length of a run: a fresh embedded one (address None or "local", sized by
     `num_cpus`, default all of this machine) or the cluster at `address` joined. Yields
@@ -159,14 +163,15 @@ def ray_session(
 
     With `dashboard`, an embedded Ray starts with its dashboard (on 127.0.0.1 only: it runs
     any job it is sent; else none: it costs a process and seconds of start-up), and
-    `dashboard` gets its URL once Ray is up; a joined cluster's too."""
+    `dashboard` gets its URL once Ray is up; a joined cluster's too. An embedded Ray's
+    workers import from the folders of `import_path` first (a user's trainer)."""
     import ray
 
     if ray.is_initialized():
         yield False
         return
     if address is None or address == "local":
-        with _embedded_ray(num_cpus, dashboard):
+        with _embedded_ray(num_cpus, dashboard, import_path):
             yield True
         return
     if num_cpus is not None:
@@ -179,7 +184,9 @@ def ray_session(
 
 
 @contextlib.contextmanager
-def _embedded_ray(num_cpus: int | None, dashboard: Say | None) -> Iterator[None]:
+def _embedded_ray(
+    num_cpus: int | None, dashboard: Say | None, import_path: Sequence[str]
+) -> Iterator[None]:
     import ray
 
     # The reaper starts before ray.init, so a driver killed while Ray starts up still
@@ -187,7 +194,8 @@ def _embedded_ray(num_cpus: int | None, dashboard: Say | None) -> Iterator[None]
     reaper = start_reaper()
     try:
         try:
-            options = {**_INIT_OPTIONS, "include_dashboard": dashboard is not None}
+            options = {**_INIT_OPTIONS, "include_dashboard": dashboard is not None,
+                       **_runtime_env(import_path)}  # fmt: skip
             with keeping_sigterm():
                 context = ray.init(address="local", num_cpus=num_cpus, **options)
         except (ConnectionError, RuntimeError, TimeoutError) as error:
@@ -198,6 +206,17 @@ def _embedded_ray(num_cpus: int | None, dashboard: Say | None) -> Iterator[None]
         # Also after a failed ray.init: it may have started a GCS or raylet already.
         ray.shutdown(wait_for_processes=True)
         stop_reaper(reaper)
+
+
+def _runtime_env(import_path: Sequence[str]) -> dict[str, Any]:
+    """ray.init's job-wide runtime_env putting `import_path` on every worker's PYTHONPATH,
+    ahead of the user's own. Named, not shipped (py_modules, working_dir would upload the
+    folders): an embedded Ray's workers run on this machine, where the folders are."""
+    if not import_path:
+        return {}
+    inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    path = os.pathsep.join(dict.fromkeys(p for p in (*import_path, *inherited) if p))
+    return {"runtime_env": {"env_vars": {"PYTHONPATH": path}}}
 
 
 _INIT_OPTIONS: dict[str, Any] = {

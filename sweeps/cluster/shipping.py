@@ -135,6 +135,12 @@ class Code:
             env["excludes"] = excluded_patterns()
         return env
 
+    def import_path(self) -> list[str]:
+        """The folders a job's Python imports the shipped code from: the working dir, and
+        the folder holding each module."""
+        dirs = [] if self.working_dir is None else [self.working_dir.root]
+        return [str(folder) for folder in [*dirs, *(m.root.parent for m in self.py_modules)]]
+
     def lines(self) -> list[str]:
         """What goes, a line a folder, for stderr."""
         lines = [] if self.working_dir is None else [self.working_dir.describe()]

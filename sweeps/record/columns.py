@@ -90,7 +90,15 @@ def arrow_type(values: list[Any]) -> pa.DataType:
 
 
 def cell(value: Any, type_: pa.DataType) -> Any:
-    return str(value) if type_ == pa.string() and value is not None else value
+    if type_ != pa.string() or value is None:
+        return value
+    # Spelled as `cast` spells the rows written before the column became text ("true", "1"
+    # for True and 1.0), so that one value reads the same in every row; Python's spelling
+    # where pyarrow has none (a list, an int beyond int64).
+    try:
+        return pa.array([value]).cast(pa.string())[0].as_py()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+        return str(value)
 
 
 def schema_of(rows: list[dict[str, Any]]) -> pa.Schema:

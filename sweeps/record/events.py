@@ -1,7 +1,7 @@
 """A run's record as events, configuration by configuration: one started, each epoch of
 it, its end. sweeps.record.fanout makes them from Tune's trial callbacks, with each
 configuration's id and status computed once; listeners (the Parquet writer, the progress
-display, the loggers) take them and know nothing of Tune.
+display, the loggers, `MetricCheck` here) take them and know nothing of Tune.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from analysis.rundir import Status
-from sweeps.record.protocol import Scalar
+from sweeps.record.protocol import Scalar, scalars
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +76,59 @@ class Listener:
     def note(self, group: str, text: str) -> None:
         """A warning the trainers logged (a CUDA graph capture that fell back, say)."""
 
+    def output(self, group: str, text: str) -> None:
+        """More of what Tune trial `group` printed (its traceback, when it failed)."""
+
     def tick(self) -> None:
         """Called often while the run goes on: a display redraws, a log says it is alive."""
 
     def finished(self) -> None:
         """The run has ended, or was interrupted."""
+
+
+class MetricCheck(Listener):
+    """Whether each configuration that ended reported the spec's metric (in its final
+    report, or its last epoch's when it was stopped early), and what those without it
+    reported instead: a trainer's `val_acc` for the spec's `val_accuracy` would otherwise
+    end every trial "done" with no metric at all. A failed configuration is not counted:
+    its error says why it has none."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.reported = 0  # configurations that ended with the metric
+        self.missing: dict[tuple[str, ...], list[str]] = {}  # the keys they had -> their ids
+
+    def ended(self, name: str, events: list[Ended]) -> None:
+        for event in events:
+            if event.status == Status.FAILED:
+                continue
+            keys = scalars(event.last)
+            if self.metric in keys:
+                self.reported += 1
+            else:
+                self.missing.setdefault(tuple(sorted(keys)), []).append(event.configuration.id)
+
+    def warnings(self) -> list[str]:
+        """A line for each set of keys that configurations without the metric reported:
+        one line for a thousand alike."""
+        lines = []
+        for keys, ended in self.missing.items():
+            ids = sorted(ended)  # in the plan's order, however they ended
+            who = f"trial {ids[0]}" if len(ids) == 1 else f"{len(ids)} trials ({_some(ids)})"
+            lines.append(f"{who} ended without the metric {self.metric!r}; reported: {_keys(keys)}")
+        return lines
+
+    def error(self, note: str = "") -> str:
+        """That no configuration reported the metric, and every key they did report."""
+        keys = sorted({key for keys in self.missing for key in keys})
+        return (f"no trial reported the metric {self.metric!r} that the spec scores trials"
+                f" by{note}; they reported: {_keys(keys)}")  # fmt: skip
+
+
+def _some(ids: list[str], shown: int = 3) -> str:
+    more = f", +{len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
+
+
+def _keys(keys: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(keys) if keys else "nothing"

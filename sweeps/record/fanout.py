@@ -2,7 +2,8 @@
 
 A Tune trial `{"group": i}` trains `plan.groups[i]` (a fused bundle, or a pack of bundles)
 and reports them all at once (sweeps.record.protocol). Here, and only here, a Tune trial
-becomes its configurations: each one's id, its epochs, its end and its status. A retry
+becomes its configurations: each one's id, its epochs, its end and its status (STOPPED
+for one whose trial the scheduler ended before its final report). A retry
 starts the trial's unfinished configurations over; what a retried pack had finished
 before stays ended and is not reported again.
 
@@ -17,17 +18,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ray import cloudpickle, tune
+from ray.exceptions import RayTaskError
 from ray.tune.stopper import Stopper
 
 from analysis.rundir import Status
 from sweeps.plan.groups import Config
 from sweeps.record.events import Configuration, Ended, Epoch, Listener, Started
-from sweeps.record.protocol import EPOCH, decode, divergence, scalars
+from sweeps.record.protocol import EPOCH, attached_output, decode, divergence, scalars
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the traceback's first line
 
 
 def configuration_id(trial_id: str, position: int, size: int) -> str:
@@ -88,6 +93,8 @@ class Fanout(tune.Callback):
             return
         for note in report.notes:
             self._emit("note", key, note)
+        if report.output:
+            self._emit("output", key, report.output)
         ended = self._ended[key]
         if report.kind == EPOCH:
             for position, metrics in report.placed():
@@ -125,7 +132,7 @@ class Fanout(tune.Callback):
             status = Status.FAILED
             if not why:
                 why = divergence(epochs, scalars(final))
-                status = Status.DIVERGED if why else Status.DONE
+                status = Status.DIVERGED if why else _finished(position in attempt.finals)
             configuration = attempt.configurations[position]
             started_at = attempt.started_at
             events.append(Ended(configuration, status, why, epochs, dict(final), started_at))
@@ -157,6 +164,7 @@ class Fanout(tune.Callback):
         self.start(trial.trial_id, self.groups[trial.config["group"]])
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._failed(trial)  # the failure Tune retries is in the trial's log too
         self.start(
             trial.trial_id, self.groups[trial.config["group"]]
         )  # a retry starts from scratch
@@ -167,10 +175,20 @@ class Fanout(tune.Callback):
         self.report(trial.trial_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.end(trial.trial_id, None)  # stopped early (ASHA): no final report of its own
+        # Its trainer returned (its final report came), or the scheduler stopped it.
+        self.end(trial.trial_id, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._failed(trial)  # first: its rows' error names the log that holds it
         self.end(trial.trial_id, error_message(trial))
+
+    def _failed(self, trial: Any) -> None:
+        """What a trial that failed said last, and its traceback."""
+        if trial.trial_id in self._attempts:
+            notes, output = failure_output(trial)
+            for note in notes:
+                self._emit("note", trial.trial_id, note)
+            self._emit("output", trial.trial_id, output)
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         for listener in self.listeners:
@@ -201,21 +219,71 @@ def error_message(trial: Any) -> str:
     Read from the files Tune has just written on the driver (its storage copy is synced
     later, so Trial.get_pickled_error may not see it yet).
     """
-    error = None
-    if trial.pickled_error_file and os.path.exists(trial.pickled_error_file):
-        try:
-            with open(trial.pickled_error_file, "rb") as file:
-                error = cloudpickle.load(file)
-        except Exception:  # an error that does not unpickle here: use the text instead
-            error = None
+    error = _pickled_error(trial)
     if error is not None:
         cause = getattr(error, "cause", None) or error
         return " ".join(f"{type(cause).__name__}: {cause}".split())
-    text = ""
-    if trial.error_file and os.path.exists(trial.error_file):
-        text = Path(trial.error_file).read_text()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in _last_failure(trial).splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
+
+
+def failure_output(trial: Any) -> tuple[list[str], str]:
+    """What a failed trial said since its last report (sweeps.record.protocol
+    attached_output): its notes, and its output followed by its traceback as Ray reports
+    it (the worker's frames, Ray's first), without the terminal's colours."""
+    error = _pickled_error(trial)
+    notes, output = attached_output(error) if error is not None else ([], "")
+    if error is None:
+        traceback = _tidy(_last_failure(trial))
+    elif isinstance(error, RayTaskError):  # the worker's traceback, as Ray formats it
+        traceback = _tidy(str(error))
+    else:  # a worker that died, say: what Ray says of it
+        traceback = f"{type(error).__name__}: {error}"
+    ending = "" if not output or output.endswith("\n") else "\n"
+    return notes, f"{output}{ending}# --- the trial failed: ---\n{traceback}\n"
+
+
+def _tidy(traceback: str) -> str:
+    """Ray's traceback without its colours, and without the `^^^` marks it leaves where it
+    drops a line of source: marks belong under a line of code."""
+    kept: list[str] = []
+    for line in _COLOURS.sub("", traceback).strip().splitlines():
+        code_above = kept and not _marks(kept[-1]) and kept[-1].startswith("    ")
+        if code_above or not _marks(line):
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _marks(line: str) -> bool:
+    return bool(line.strip()) and not line.strip().strip("^~")
+
+
+def _pickled_error(trial: Any) -> BaseException | None:
+    """The exception Tune has just saved on the driver, if it unpickles here."""
+    if not trial.pickled_error_file or not os.path.exists(trial.pickled_error_file):
+        return None
+    try:
+        with open(trial.pickled_error_file, "rb") as file:
+            return cloudpickle.load(file)
+    except Exception:  # an error that does not unpickle here: the text says it instead
+        return None
+
+
+def _last_failure(trial: Any) -> str:
+    """The text of the trial's last failure in Tune's error file (one a failure)."""
+    if not trial.error_file or not os.path.exists(trial.error_file):
+        return ""
+    text = Path(trial.error_file).read_text(errors="replace")
+    return re.split(r"^Failure # \d+ .*$", text, flags=re.MULTILINE)[-1]
+
+
+def _finished(reported: bool) -> Status:
+    """How a configuration that neither failed nor diverged ended: its trainer returned,
+    its final report the last thing it sent (however few epochs it chose to train), or
+    Tune ended its trial before that report, which only a scheduler's STOP does (ASHA):
+    our stopper stops single trials never, and a whole run's end (Ctrl-C, a write
+    failure) completes no trial."""
+    return Status.DONE if reported else Status.STOPPED
 
 
 def _now() -> dt.datetime:

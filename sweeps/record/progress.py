@@ -26,8 +26,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from analysis.numbers import value_text
 from analysis.render import rich_table
-from analysis.rundir import Status
+from analysis.rundir import FINISHED, Status
 from sweeps.plan.groups import Config, RunPlan
 from sweeps.plan.spec import SpecError
 from sweeps.record.events import Configuration, Ended, Epoch, Listener, Started
@@ -49,6 +50,8 @@ def status_every_s() -> float:
     return value
 
 
+VERBS = {Status.DONE: "done", Status.STOPPED: "stopped", Status.DIVERGED: "diverged",
+         Status.FAILED: "failed"}  # fmt: skip
 BAR_WIDTH = 20
 MAX_ROWS = 10  # running configurations the live display lists; a pack may train hundreds
 MIN_CONFIG_WIDTH = 12  # narrower than this, the config column goes: ids and numbers stay
@@ -146,15 +149,17 @@ class LiveProgress(Listener):
         self._counts[status] += 1
         value = _value(event.last.get(self.metric))
         config = self._config(configuration.config)
-        if status == Status.DONE and value is not None and self._better(value):
+        if status in FINISHED and value is not None and self._better(value):
             self._best = value, config
         if self._live is not None:
             return  # the live display counts it; the summary table lists it at the end
         started = running.started if running is not None else self._started
-        verb = {Status.DONE: "done", Status.DIVERGED: "diverged", Status.FAILED: "failed"}[status]
-        outcome = (f"{self.metric} {_number(value)}" if value is not None and status == Status.DONE
-                   else event.why or f"{self.metric} -")  # fmt: skip
-        count = f"{self._ended}/{self.total} {verb}"
+        outcome = (f"{self.metric} {_number(value)}" if value is not None and status in FINISHED
+                   else event.why or f"{self.metric} {self._absent(event)}")  # fmt: skip
+        if status == Status.STOPPED:
+            planned = self._planned[configuration.index]
+            outcome += f" after {len(event.epochs)}{f' of {planned}' if planned else ''} epochs"
+        count = f"{self._ended}/{self.total} {VERBS[status]}"
         seconds = time.monotonic() - started
         self._print(
             _line(self._clock(), count, configuration.id, config, outcome,
@@ -163,8 +168,11 @@ class LiveProgress(Listener):
 
     def status_line(self, ended: bool = False) -> Text:
         """The counts, the ETA and the best so far, on one line for a log."""
-        done, diverged, running, pending, failed = self._tally()
-        shown = f" {diverged} diverged," if diverged else ""  # the old line where none did
+        done, stopped, diverged, running, pending, failed = self._tally()
+        # The old line where none stopped early or diverged.
+        shown = (f" {stopped} stopped early," if stopped else "") + (
+            f" {diverged} diverged," if diverged else ""
+        )
         counts = f"{done} done,{shown} {running} running, {pending} pending, {failed} failed"
         if ended:
             return _line(self._clock(), f"{self._ended}/{self.total} ended", counts)
@@ -178,11 +186,13 @@ class LiveProgress(Listener):
 
     def render(self) -> RenderableType:
         """The live display: the counts and ETA, the running configurations, the best."""
-        done, diverged, running, pending, failed = self._tally()
+        done, stopped, diverged, running, pending, failed = self._tally()
         eta = self._eta()
         line = Text.assemble(
             f"{self._ended}/{self.total}  ",
-            (f"{done} done", "green"), (f"  {diverged} diverged", "yellow") if diverged else "",
+            (f"{done} done", "green"),
+            (f"  {stopped} stopped early", "blue") if stopped else "",
+            (f"  {diverged} diverged", "yellow") if diverged else "",
             "  ", (f"{running} running", "cyan"),
             f"  {pending} pending",
             (f"  {failed} failed", "red") if failed else "",
@@ -220,13 +230,18 @@ class LiveProgress(Listener):
             rows = [*rows[:MAX_ROWS], (f"+{len(rows) - MAX_ROWS} more", "", "", "")]
         return rows
 
-    def _tally(self) -> tuple[int, int, int, int, int]:
-        """Configurations done, diverged, running, pending and failed."""
+    def _tally(self) -> tuple[int, int, int, int, int, int]:
+        """Configurations done, stopped early, diverged, running, pending and failed."""
         running = len(self._running)
         pending = max(self.total - self._ended - running, 0)
         counts = self._counts
-        return (counts[Status.DONE], counts[Status.DIVERGED], running, pending,
-                counts[Status.FAILED])  # fmt: skip
+        return (counts[Status.DONE], counts[Status.STOPPED], counts[Status.DIVERGED], running,
+                pending, counts[Status.FAILED])  # fmt: skip
+
+    def _absent(self, event: Ended) -> str:
+        """Why an ended configuration shows no metric value: "-" for one it reported (not
+        a number), "not reported" where it never named it (`val_acc` for `val_accuracy`)."""
+        return "-" if self.metric in event.last else "not reported"
 
     def _eta(self) -> float | None:
         """Seconds left at the pace so far, measured in epochs where they are known."""
@@ -253,7 +268,8 @@ class LiveProgress(Listener):
         return than is None or (value > than if self.mode == "max" else value < than)
 
     def _config(self, config: Config) -> str:
-        return " ".join(f"{key}={config.get(key)}" for key in self.swept)  # fields: 2 spaces
+        # fields: 2 spaces
+        return " ".join(f"{key}={value_text(config.get(key))}" for key in self.swept)
 
     def _clock(self) -> str:
         return _hms(time.monotonic() - self._started)
@@ -312,7 +328,12 @@ def summary_table(trials: pd.DataFrame, swept: list[str], metric: str, mode: str
     """One row per trial, best first: the swept parameters, status and headline metrics."""
     metrics = [c for c in (metric, "val_accuracy", "val_loss", "train_time_s")
                if c in trials.columns]  # fmt: skip
+    if trials["status"].eq(Status.STOPPED).any():  # how far each got, beside the others
+        metrics.append("epochs_completed")
     columns = list(dict.fromkeys(["trial_id", *swept, "status", *metrics]))
-    ordered = trials.sort_values(metric, ascending=mode == "min", na_position="last")
-    shown = ordered[columns].assign(status=ordered["status"].replace({Status.DONE.value: "done"}))
+    ordered = trials  # a metric no trial reported has no column: the rows as they are
+    if metric in trials.columns:
+        ordered = trials.sort_values(metric, ascending=mode == "min", na_position="last")
+    words = {Status.DONE.value: "done", Status.STOPPED.value: "stopped"}
+    shown = ordered[columns].assign(status=ordered["status"].replace(words))
     return rich_table(shown.reset_index(drop=True))

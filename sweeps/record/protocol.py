@@ -12,12 +12,17 @@ A pack (a trial of several bundles, trainers.pack) reports each bundle's epochs 
 `"positions"` says which of the trial's members those are. Its final report carries
 `"errors"`, one per member: None, or why that member's bundle failed (the others went on).
 
-Any report may carry `"notes"`: warnings the trainers logged since the last report (a
-CUDA graph capture that fell back to eager, say), for the driver to show.
+Any report may carry `"notes"`: warnings the trainers logged or warned since the last
+report (a CUDA graph capture that fell back to eager, say), for the driver to show; and
+`"output"`: what the trial printed since the last report (stdout and stderr as one text,
+warnings included), for the driver to keep (sweeps.record.logs). A trial that raises
+sends no report: the notes and output since its last one travel on the exception
+(`attach_output`, read back on the driver by `attached_output`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -35,6 +40,7 @@ class Report:
     positions: list[int] | None = None  # which members of the trial; None: all, in order
     errors: list[str | None] | None = None  # final: why each member failed, if it did
     notes: list[str] = dataclasses.field(default_factory=list)  # the trainers' warnings
+    output: str = ""  # what the trial printed since its last report
 
     def placed(self) -> list[tuple[int, dict[str, Any]]]:
         """(position among the trial's members, metrics) of each member reported."""
@@ -48,10 +54,12 @@ def encode(
     positions: list[int] | None = None,
     errors: list[str | None] | None = None,
     notes: list[str] | None = None,
+    output: str | None = None,
 ) -> dict[str, Any]:
     """What the trial passes to `tune.report`."""
     top = dict(members[0]) if len(members) == 1 and positions is None else {}
-    fields = (("positions", positions), ("errors", errors), ("notes", notes or None))
+    fields = (("positions", positions), ("errors", errors), ("notes", notes or None),
+              ("output", output or None))  # fmt: skip
     extra = {key: value for key, value in fields if value is not None}
     return {**top, "kind": kind, "members": [dict(member) for member in members], **extra}
 
@@ -68,7 +76,28 @@ def decode(result: Mapping[str, Any]) -> Report | None:
         list(positions) if isinstance(positions, list) else None,
         list(errors) if isinstance(errors, list) else None,
         [str(note) for note in notes] if isinstance(notes, list) else [],
+        result["output"] if isinstance(result.get("output"), str) else "",
     )
+
+
+_SAID = "sweeps_said"  # the attribute of an exception that carries what the trial said
+
+
+def attach_output(error: BaseException, notes: list[str], output: str) -> None:
+    """What a trial said since its last report, on the exception it raises: pickled with
+    it (an exception's attributes are), for the driver to read from Tune's error."""
+    with contextlib.suppress(Exception):  # an exception that takes no attributes says less
+        setattr(error, _SAID, {"notes": list(notes), "output": output})
+
+
+def attached_output(error: object) -> tuple[list[str], str]:
+    """The notes and output `attach_output` put on `error` (Ray's wrapper or its cause)."""
+    said = getattr(getattr(error, "cause", None), _SAID, None) or getattr(error, _SAID, None)
+    if not isinstance(said, dict):
+        return [], ""
+    notes, output = said.get("notes"), said.get("output")
+    return ([str(note) for note in notes] if isinstance(notes, list) else [],
+            output if isinstance(output, str) else "")  # fmt: skip
 
 
 def scalars(metrics: Mapping[str, Any]) -> dict[str, Scalar]:

@@ -8,7 +8,8 @@ row with a trial_id of its own (`<tune trial id>-<k>` in a group of several, who
 trial id is then `bundle_id`), so a fused run reads exactly like an unfused one.
 `config_index` is the configuration's place in the run plan: resume trains exactly those
 without a trials row. Each file is written whole or not at all, the epochs file first, so
-a trials row means the configuration's epochs are on disk too.
+a trials row means the configuration's epochs are on disk too. Before them, the log of the
+configurations' Tune trial (sweeps.record.logs), which a failed one's `error` names.
 
 The columns are fixed from the configurations before the first trial; a scalar a trainer
 reports beyond the built-in metrics (a custom metric) becomes a column of its own when
@@ -36,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.place import Place, StorageError
-from analysis.rundir import EPOCHS, TRIALS, RunDir
+from analysis.rundir import EPOCHS, TRIALS, RunDir, Status
 from sweeps.record.columns import (
     EPOCH_NAMES,
     EPOCH_SCHEMA,
@@ -53,7 +54,8 @@ from sweeps.record.columns import (
     widen,
     widened_columns,
 )
-from sweeps.record.events import Ended, Listener
+from sweeps.record.events import Ended, Listener, Started
+from sweeps.record.logs import TrialLogs, naming_log
 from sweeps.record.protocol import scalars
 
 
@@ -68,6 +70,7 @@ class RunWriter(Listener):
     ) -> None:
         self.run_dir, self.run_id = run_dir, run_id
         self.configs, self.gpu_fraction = configs, gpu_fraction
+        self.logs = TrialLogs(run_dir)
         self.schemas = {TRIALS: trial_schema(configs), EPOCHS: EPOCH_SCHEMA}
         # The columns every file has; a custom metric's only the files with a value of it.
         self._fixed = {folder: set(schema.names) for folder, schema in self.schemas.items()}
@@ -83,12 +86,25 @@ class RunWriter(Listener):
         for folder in (TRIALS, EPOCHS):  # a run cut short amid a rewrite, or a first file gone
             self._settle(folder, None)
 
+    def started(self, event: Started) -> None:
+        self.logs.started(event.configuration, event.retry)
+
+    def output(self, group: str, text: str) -> None:
+        self.logs.add(group, text)
+
+    def finished(self) -> None:
+        self.logs.flush()
+
     def ended(self, name: str, events: list[Ended]) -> None:
-        """Write the rows of configurations that ended together as the files `name`."""
+        """Write the rows of configurations that ended together as the files `name`, after
+        their trial's log (sweeps.record.logs), which a failed one's error names."""
+        log = self.logs.write(events[0].configuration.group) if events else None
         rows, epoch_rows = [], []
         for event in events:
             configuration = event.configuration
             rows.append(self._row(event))
+            if event.status == Status.FAILED:
+                rows[-1]["error"] = naming_log(event.why, log)
             epoch_rows += [{"run_id": self.run_id, "trial_id": configuration.id,
                             **self._epoch_columns(configuration.index, epoch)}
                            for epoch in event.epochs]  # fmt: skip
@@ -103,7 +119,8 @@ class RunWriter(Listener):
 
     def _row(self, event: Ended) -> dict[str, Any]:
         configuration, final = event.configuration, scalars(event.final)
-        last = {**(event.epochs[-1] if event.epochs else {}), **final}  # stopped early: no final
+        # Stopped early (no final report): the last epoch's metrics are the row's.
+        last = {**(event.epochs[-1] if event.epochs else {}), **final}
         config = {config_column(key): value for key, value in configuration.config.items()}
         # A custom metric never takes the place of a configuration's value or of ours.
         custom = {metric_column(name, set(config)): value
@@ -111,11 +128,7 @@ class RunWriter(Listener):
         confusion = event.final.get("confusion")
         return {
             **custom,
-            **{
-                name: final[name]
-                for name, _ in METRICS
-                if name in final and name not in OWN_COLUMNS
-            },
+            **{name: last[name] for name, _ in METRICS if name in last and name not in OWN_COLUMNS},
             "run_id": self.run_id,
             "trial_id": configuration.id,
             "bundle_id": configuration.bundle_id,

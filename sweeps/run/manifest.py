@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import socket
 import sys
@@ -16,6 +17,8 @@ from analysis.place import Place
 from analysis.rundir import MANIFEST, SPEC
 from sweeps import __version__
 from sweeps.plan.spec import SpecError, SweepSpec, parse_spec, read_yaml
+
+IMPORT_PATH = "import_path"  # the folders a run imported its trainer from, first
 
 
 def read_run(run_dir: Place) -> tuple[SweepSpec, dict[str, Any]]:
@@ -77,6 +80,14 @@ def new_manifest(spec: SweepSpec, run_id: str, address: str | None) -> dict[str,
         "cpus_per_trial": spec.resources.cpus,
         "started_at": now(),
     }
+
+
+def recorded_import_path(manifest: dict[str, Any]) -> list[str]:
+    """The folders the run imported its trainer from (its spec's, the one it was started
+    in) that are still there: a resumed run imports it the same way."""
+    recorded = manifest.get(IMPORT_PATH)
+    folders = recorded if isinstance(recorded, list) else []
+    return [folder for folder in folders if isinstance(folder, str) and os.path.isdir(folder)]
 
 
 def write_manifest(run_dir: Place, manifest: dict[str, Any]) -> None:

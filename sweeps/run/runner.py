@@ -9,6 +9,7 @@ object store.
     <results>/<sweep name>/<run id>/spec.yaml       the resolved spec
                                     manifest.json   versions, host, devices, times
                                     trials/ epochs/ Parquet (sweeps.record.results)
+                                    logs/           what trials printed (sweeps.record.logs)
                                     tune/           Tune's own files: run/, resume-1/, ...
 
 The Parquet rows are the truth of what is done: `resume` trains the configurations
@@ -26,11 +27,13 @@ import datetime as dt
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from analysis.logs import LOGS
 from analysis.place import Place, StorageError, not_writable
 from analysis.rundir import EPOCHS, LOCK, SPEC, TRIALS, TUNE, RunDir, Status
 from sweeps.cluster.resources import resolve_gpus, say_if_waiting, slots
@@ -43,13 +46,21 @@ from sweeps.plan.spec import (
     check_run_id,
     to_yaml,
 )
+from sweeps.record.events import MetricCheck
 from sweeps.record.progress import status_every_s
 from sweeps.record.results import RunWriter, finished_configs, read_trials
 from sweeps.record.tensorboard import TENSORBOARD
-from sweeps.run.manifest import new_manifest, now, read_run, write_manifest
+from sweeps.run.manifest import (
+    IMPORT_PATH,
+    new_manifest,
+    now,
+    read_run,
+    recorded_import_path,
+    write_manifest,
+)
 from sweeps.run.runlock import run_lock
 from sweeps.run.sigterm import TermAsInterrupt
-from sweeps.run.trainable import resolve_trainer
+from sweeps.run.trainable import import_folders, importable_from, resolve_trainer
 
 # Tune's CSV/JSON loggers duplicate what the Parquet writer keeps, and its TensorBoard
 # logger would draw one curve for a whole fused bundle or pack: sweeps.record.loggers writes
@@ -87,14 +98,32 @@ class RunOutcome:
     run_dir: str  # a local path or a URI
     total: int  # configurations of the run
     counts: dict[str, int]  # configurations written, by status
+    check: MetricCheck | None = None  # the spec's metric in what this process saw end
+    no_metric: bool = False  # not one configuration of the run has it
 
     @property
     def failed(self) -> int:
         return self.counts.get(Status.FAILED, 0)
 
     @property
+    def stopped(self) -> int:
+        """Configurations the scheduler stopped early: finished, and not trained again."""
+        return self.counts.get(Status.STOPPED, 0)
+
+    @property
     def finished(self) -> int:
         return sum(self.counts.values())
+
+    def metric_warnings(self) -> list[str]:
+        """The configurations that ended without the metric, a line for each set of keys
+        they reported; none where no configuration has it (`metric_error` says so)."""
+        return self.check.warnings() if self.check is not None and not self.no_metric else []
+
+    def metric_error(self) -> str | None:
+        """Why the run failed though its trials finished: none has the spec's metric."""
+        if self.check is None or not self.no_metric:
+            return None
+        return self.check.error(" (so ASHA stopped none)" if self.spec.scheduler == "asha" else "")
 
 
 def load_shared_dataset(spec: SweepSpec, data_dir: str | None) -> Any:
@@ -152,9 +181,30 @@ def run_sweep(
     run_id: str | None = None,
     say: Say = print,
     dashboard: bool = False,
+    import_path: Sequence[str] | None = None,
 ) -> RunOutcome:
     """Run every configuration of `spec`; the outcome counts what was written. With
-    `dashboard`, Ray's dashboard too, its URL said."""
+    `dashboard`, Ray's dashboard too, its URL said. A user's trainer is imported from the
+    folders of `import_path` first (default: the current folder; see import_folders),
+    here and on an embedded Ray's workers; the manifest records them for `resume`."""
+    folders = list(import_path) if import_path is not None else import_folders()
+    with importable_from(folders):
+        return _run_sweep(spec, results=results, address=address, data_dir=data_dir,
+                          run_id=run_id, say=say, dashboard=dashboard,
+                          import_path=folders)  # fmt: skip
+
+
+def _run_sweep(
+    spec: SweepSpec,
+    *,
+    results: str | Path | None,
+    address: str | None,
+    data_dir: str | None,
+    run_id: str | None,
+    say: Say,
+    dashboard: bool,
+    import_path: list[str],
+) -> RunOutcome:
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, configs, dataset)
@@ -163,7 +213,10 @@ def run_sweep(
     status_every_s()  # a bad $SWEEPS_STATUS_EVERY_S is one line now, not once Ray is up
     check_address(address)
     shown = say if dashboard else None
-    with TermAsInterrupt() as terminated, ray_session(address, dashboard=shown) as started:
+    with (
+        TermAsInterrupt() as terminated,
+        ray_session(address, dashboard=shown, import_path=import_path) as started,
+    ):
         notes: list[str] = []
         spec = resolve_gpus(spec, embedded=address is None and started, say=notes.append)
         say_if_waiting(spec, say)
@@ -174,14 +227,15 @@ def run_sweep(
             for note in notes:  # only once the run is known to go ahead: an error is one line
                 say(note)
             (run_dir / SPEC).write_text(to_yaml(plan.spec))
-            manifest = {**new_manifest(plan.spec, run_id, address), "trials": len(configs)}
+            manifest = {**new_manifest(plan.spec, run_id, address), "trials": len(configs),
+                        IMPORT_PATH: import_path}  # fmt: skip
             write_manifest(run_dir, manifest)
             total = len(configs)
             terminated.when_stuck(lambda: _abandon(plan.spec, run_dir, manifest, total, say))
             say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
             _say_fused(plan, say)
-            _fit(plan, run_dir, run_id, dataset, "run")
-            return _finish(plan.spec, run_dir, manifest, len(configs))
+            check = _fit(plan, run_dir, run_id, dataset, "run")
+            return _finish(plan.spec, run_dir, manifest, len(configs), check)
 
 
 def resume_sweep(
@@ -196,10 +250,29 @@ def resume_sweep(
     """Continue an interrupted run: the configurations with results are kept, the others
     are trained (regrouped as a fresh run would group them), and so are those that failed
     for a cause outside the trainer (`RETRIED_BY_DEFAULT`), or with `retry_failed` every
-    failed one: their rows are replaced. RunInUse if another process writes the run."""
+    failed one: their rows are replaced. RunInUse if another process writes the run.
+    The trainer is imported from the folders the run recorded, then the current one."""
     run_dir = RunDir.of(run_dir).place  # a store that answers, no symlink loop
     spec, manifest = read_run(run_dir)
     check_resumable(run_dir)
+    folders = list(dict.fromkeys([*recorded_import_path(manifest), *import_folders()]))
+    with importable_from(folders):
+        return _resume_sweep(run_dir, spec, address=address, data_dir=data_dir,
+                             retry_failed=retry_failed, say=say, dashboard=dashboard,
+                             import_path=folders)  # fmt: skip
+
+
+def _resume_sweep(
+    run_dir: Place,
+    spec: SweepSpec,
+    *,
+    address: str | None,
+    data_dir: str | None,
+    retry_failed: bool,
+    say: Say,
+    dashboard: bool,
+    import_path: list[str],
+) -> RunOutcome:
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
     check_configs(spec, configs, dataset)  # a trainer gone from the path fails here, once
@@ -216,9 +289,13 @@ def resume_sweep(
         say(f"resuming run {manifest.get('run_id', run_dir.uri)}:"
             f" {len(configs) - plan.pending} of {len(configs)} configurations have results,"
             f" {plan.pending} to train{again}")  # fmt: skip
+        check = None
         if plan.pending:
             shown = say if dashboard else None
-            with TermAsInterrupt() as terminated, ray_session(address, dashboard=shown):
+            with (
+                TermAsInterrupt() as terminated,
+                ray_session(address, dashboard=shown, import_path=import_path),
+            ):
                 say_if_waiting(spec, say)
                 manifest["resumed_at"].append(now())
                 # Running again: until it ends, the run reads as in progress (sweeps report).
@@ -230,8 +307,9 @@ def resume_sweep(
                 _forget(run_dir, set(retried))
                 plan = plan.repacked(slots(spec))
                 _say_fused(plan, say)
-                _fit(plan, run_dir, manifest.get("run_id", ""), dataset, f"resume-{attempt}")
-        return _finish(spec, run_dir, manifest, len(configs))
+                check = _fit(plan, run_dir, manifest.get("run_id", ""), dataset,
+                             f"resume-{attempt}")  # fmt: skip
+        return _finish(spec, run_dir, manifest, len(configs), check)
 
 
 def _retried(run_dir: Place, every_failure: bool) -> dict[str, int]:
@@ -284,7 +362,7 @@ def check_resumable(run_dir: Place) -> None:
     left as it was. An object store answers only when written to, so it passes."""
     if not run_dir.local:
         return
-    for name in ("", TRIALS, EPOCHS, TUNE, TENSORBOARD, LOCK):
+    for name in ("", TRIALS, EPOCHS, TUNE, TENSORBOARD, LOGS, LOCK):
         path = os.path.join(run_dir.path, name) if name else run_dir.path
         why = not_writable(path) if os.path.exists(path) else None
         if why is not None:
@@ -307,8 +385,9 @@ def _say_fused(plan: RunPlan, say: Say) -> None:
             " --pack off: a trial a bundle)")  # fmt: skip
 
 
-def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) -> None:
-    """Train the plan's groups; ResultsWriteError if the results stopped being writable."""
+def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) -> MetricCheck:
+    """Train the plan's groups; what they reported of the spec's metric. ResultsWriteError
+    if the results stopped being writable."""
     from sweeps.record.fanout import Fanout
     from sweeps.record.loggers import run_loggers
     from sweeps.record.progress import LiveProgress
@@ -317,7 +396,8 @@ def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) ->
     spec = plan.spec
     writer = RunWriter(run_dir, run_id, plan.configs, float(spec.resources.gpus))
     progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan)
-    views = [progress, *run_loggers(spec, run_dir, run_id)]
+    check = MetricCheck(spec.metric)
+    views = [progress, check, *run_loggers(spec, run_dir, run_id)]
     fanout = Fanout(plan.configs, plan.groups, writer, views)
     tuner = make_tuner(plan, run_dir / TUNE, name, dataset, fanout)
     # Tune logs every failed trial and its own bookkeeping; the Parquet rows and our
@@ -331,9 +411,11 @@ def _fit(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) ->
         tune_logger.setLevel(level)
     if fanout.failure is not None:
         raise ResultsWriteError(run_dir, fanout.failure)
+    return check
 
 
-def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int) -> RunOutcome:
+def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int,
+            check: MetricCheck | None = None) -> RunOutcome:  # fmt: skip
     trials = read_trials(run_dir)
     counts = {str(k): int(v) for k, v in trials["status"].value_counts().items()}
     manifest.update(finished_at=now(), trials=total, counts=counts)
@@ -341,7 +423,12 @@ def _finish(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: in
         write_manifest(run_dir, manifest)
     except OSError as error:
         raise ResultsWriteError(run_dir, error) from None
-    return RunOutcome(spec, run_dir.uri, total, counts)
+    # A resumed run's earlier configurations count too: their rows hold the metric.
+    had = (check is not None and check.reported > 0) or (
+        spec.metric in trials.columns and bool(trials[spec.metric].notna().any())
+    )
+    missing = check is not None and bool(check.missing)
+    return RunOutcome(spec, run_dir.uri, total, counts, check, missing and not had)
 
 
 def _count(number: int, noun: str) -> str:

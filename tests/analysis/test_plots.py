@@ -1,11 +1,12 @@
-"""The figures, on frames made here: what each draws (its artists' data), not only that a
-PNG appears. tests/sweeps/cli/test_report_html.py draws them from real runs."""
+"""The figures of analysis.plots, on frames made here: what each draws (its artists'
+data), not only that a PNG appears. test_confusion.py and test_figures.py have the
+confusion matrices and which figures a run gets; tests/sweeps/cli/test_report_html.py draws
+them from real runs."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,38 +14,11 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from analysis import RunDataError, find_threshold, load_run
-from analysis.confusion import (
-    confusion_counts,
-    confusion_grid,
-    confusion_matrix,
-    pooled_counts,
-    row_normalised,
-)
-from analysis.figures import file_label, run_figures
-from analysis.plots import Reference, learning_curves, metric_vs_param, png, save
+from analysis import RunDataError, find_threshold
+from analysis.confusion import confusion_matrix
+from analysis.plots import Reference, learning_curves, metric_vs_param, png
 from tests.helpers.plots import assert_drawn, error_bars, legend_labels
-from tests.helpers.runs import EPOCHS, epochs_for, trial_row, write_run
-
-
-def error_row(trial_id: str, **config: object) -> dict[str, object]:
-    row = trial_row(trial_id, 0.0, **config)
-    metrics = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy"]
-    row.update(dict.fromkeys(metrics, np.nan))
-    row.update(status="ERROR", error="RuntimeError: CUDA out of memory", confusion=None)
-    return row
-
-
-@pytest.fixture
-def batch_trials() -> pd.DataFrame:
-    """3 batch sizes x 2 seeds, but 256 with one; a third repeat of 64 that failed."""
-    accuracy = {(16, 0): 0.97, (16, 1): 0.975, (64, 0): 0.965, (64, 1): 0.955, (256, 0): 0.94}
-    rows = [
-        trial_row(f"b{i}", acc, batch_size=size, activation="relu", seed=seed, hidden=(128,))
-        for i, ((size, seed), acc) in enumerate(accuracy.items())
-    ]
-    rows.append(error_row("b9", batch_size=64, activation="relu", seed=2, hidden=(128,)))
-    return pd.DataFrame(rows)
+from tests.helpers.runs import EPOCHS, epochs_for
 
 
 def test_metric_vs_param_means_and_spread_over_repeats(batch_trials: pd.DataFrame) -> None:
@@ -54,7 +28,9 @@ def test_metric_vs_param_means_and_spread_over_repeats(batch_trials: pd.DataFram
     assert [y for _, y, _ in points] == pytest.approx([0.9725, 0.96, 0.94])
     spread = np.std([0.965, 0.955], ddof=1)
     assert [h for _, _, h in points] == pytest.approx([np.std([0.97, 0.975], ddof=1), spread, 0])
-    assert figure.get_suptitle() == "s run r1\nval_accuracy vs batch_size (mean ± std over 2 seeds)"
+    assert (
+        figure.get_suptitle() == "s run r1\nval_accuracy vs batch_size (mean ± std over 2 repeats)"
+    )
     assert figure.axes[0].get_xscale() == "log"
     assert figure.axes[0].get_ylabel() == "val_accuracy (higher is better)"
     best = [line for line in figure.axes[0].get_lines() if line.get_label() == "best"]
@@ -182,86 +158,6 @@ def test_learning_curves_without_epochs(batch_trials: pd.DataFrame) -> None:
     bare = epochs_for(batch_trials)[["trial_id", "epoch"]]
     with pytest.raises(RunDataError, match="none of train_accuracy"):
         learning_curves(batch_trials, bare, "batch_size")
-
-
-def test_confusion_counts_pooled_and_row_normalised(batch_trials: pd.DataFrame) -> None:
-    trial = batch_trials.iloc[1].copy()
-    trial["confusion"] = np.asarray(trial["confusion"], dtype=np.int64)  # as Parquet gives it
-    counts = confusion_counts(trial)
-    assert counts is not None and counts.shape == (10, 10) and counts[0, 0] == 975
-    pooled = pooled_counts(batch_trials)  # the failed trial's None left out
-    assert pooled is not None and pooled[0, 0] == 970 + 975 + 965 + 955 + 940
-    rates = row_normalised(np.array([[3, 1], [0, 0]]))
-    assert rates.tolist() == [[0.75, 0.25], [0.0, 0.0]]
-    with pytest.raises(RunDataError, match="7 values, not a square"):
-        confusion_counts({"trial_id": "x", "confusion": [1] * 7})
-
-
-def test_confusion_figures_share_one_scale(batch_trials: pd.DataFrame) -> None:
-    counts = np.array([[8, 2, 0], [1, 9, 0], [0, 0, 10]])
-    panels = [("batch_size=16", counts, 2), ("batch_size=64", counts * 10, 1)]
-    figure = confusion_grid(panels, title="s run r1")
-    images = [axes.get_images()[0] for axes in figure.axes if axes.get_images()]
-    assert len(images) == 2 and {image.get_clim() for image in images} == {(0.0, 1.0)}
-    # Row-normalised: the same matrix at ten times the counts is the same picture.
-    assert np.array_equal(images[0].get_array(), images[1].get_array())
-    assert images[0].get_array()[0].tolist() == [0.8, 0.2, 0.0]
-    texts = [t.get_text() for t in figure.axes[0].texts]
-    assert texts[:3] == ["0.80", "0.20", ""]  # a cell no prediction reached is blank
-    assert figure.axes[0].get_title() == (
-        "batch_size=16\naccuracy 0.9000 (30 examples, 2 seeds pooled)")  # fmt: skip
-    colour_bars = [axes for axes in figure.axes if axes.get_label() == "<colorbar>"]
-    assert len(colour_bars) == 1
-    single = confusion_matrix(counts, "batch_size=16", title="s run r1")
-    assert single.get_suptitle() == "s run r1\nconfusion matrix, rows normalised"
-    assert_drawn(png(single))
-
-
-def test_file_label() -> None:
-    row = {"hidden": (64, 32), "lr": 0.001, "activation": "leaky relu/x"}
-    assert file_label(row, ["hidden", "lr", "activation"]) == (
-        "hidden=64-32,lr=0.001,activation=leaky_relu_x")  # fmt: skip
-
-
-# The spec of each run written here, besides its grid and repeats.
-SPEC = {
-    "metric": "val_accuracy",
-    "reference": [{"source": "paper", "rows": [{"batch_size": 16, "val_accuracy": 0.9}]}],
-}
-
-
-def test_run_figures_through_parquet(batch_trials: pd.DataFrame, tmp_path: Path) -> None:
-    """A run read back from Parquet (lists as tuples): every figure, named by configuration."""
-    grid = {"batch_size": [256, 64, 16]}
-    run = load_run(write_run(tmp_path, batch_trials, grid, epochs=EPOCHS, repeats=3, **SPEC))
-    plots = list(run_figures(run))
-    assert [p.name for p in plots] == [
-        "val_accuracy-vs-batch_size.png", "learning-curves-by-batch_size.png",
-        "confusion-grid.png", "confusion-batch_size=16.png", "confusion-batch_size=64.png",
-        "confusion-batch_size=256.png",
-    ]  # fmt: skip
-    assert [p.detail for p in plots] == [False, False, False, True, True, True]
-    for plot in plots:
-        assert plot.figure.get_suptitle().startswith("sweep run r1\n"), plot.name
-    assert "ref1: paper" in legend_labels(plots[0].figure)
-    for plot in plots[:3]:
-        assert_drawn(save(plot.figure, tmp_path / "plots" / plot.name))
-
-
-def test_run_figures_of_a_two_axis_grid(grid_trials: pd.DataFrame, tmp_path: Path) -> None:
-    grid = {"lr": [0.01, 0.1], "activation": ["tanh", "relu"]}
-    run = load_run(write_run(tmp_path, grid_trials, grid, epochs=EPOCHS, **SPEC))
-    names = [p.name for p in run_figures(run)]
-    assert names[:5] == ["val_accuracy-vs-lr.png", "val_accuracy-vs-activation.png",
-                         "parallel-coordinates.png", "learning-curves-by-lr.png",
-                         "learning-curves-by-activation.png"]  # fmt: skip
-    assert "confusion-lr=0.1,activation=tanh.png" in names and len(names) == 5 + 1 + 4
-
-
-def test_run_figures_when_every_trial_failed(tmp_path: Path) -> None:
-    failed = pd.DataFrame([error_row("e0", batch_size=32, activation="relu", seed=0)])
-    run = load_run(write_run(tmp_path, failed, {"batch_size": [32]}, **SPEC))
-    assert list(run_figures(run)) == []
 
 
 def test_imports_neither_torch_nor_ray() -> None:

@@ -10,7 +10,6 @@ from analysis import (
     RunDataError,
     activation_table,
     batch_size_table,
-    compare_table,
     config_table,
     report_b_table,
     report_table,
@@ -105,14 +104,3 @@ def test_report_table_picks_the_reports_layout() -> None:
     assert report_table(frame, {}, ["x"])[0] == "configurations"
     with pytest.raises(RunDataError, match="no trials"):
         report_table(frame.iloc[:0], {}, ["x"])
-
-
-def test_compare_table_matches_configurations() -> None:
-    first = trials(batch_size=[64, 32], val_accuracy=[0.96, 0.97])
-    second = trials(batch_size=[64, 16], val_accuracy=[0.965, 0.98])
-    table = compare_table(first, second, ["batch_size"])
-    assert list(table["batch_size"]) == [16, 32, 64]
-    assert table["diff"].tolist()[2] == pytest.approx(0.005)
-    assert table["diff"].isna().tolist() == [True, True, False]
-    with pytest.raises(RunDataError, match="the second run has no column 'batch_size'"):
-        compare_table(first, trials(lr=[0.1], val_accuracy=[0.9]), ["batch_size"])

@@ -163,7 +163,7 @@ def test_metric_against_each_parameter_with_spread_references_and_threshold(
         assert [y for _, y, _ in points] == pytest.approx(stats["mean"].tolist())
         assert [h for _, _, h in points] == pytest.approx(stats["std"].tolist())
         assert all(h > 0 for _, _, h in points)  # two seeds: a spread to show
-    assert "mean ± std over 2 seeds" in figure.get_suptitle()
+    assert "mean ± std over 2 repeats" in figure.get_suptitle()
     # The spec's references, marked as measured under other settings (20 epochs), and the
     # threshold's answer.
     labels = legend_labels(figure)
@@ -208,7 +208,7 @@ def test_parallel_coordinates_a_line_per_configuration(plots: dict[str, Plot]) -
     assert len(lines) == 4
     ticks = [label.get_text() for label in axes.get_xticklabels()]
     assert ticks == ["batch_size", "activation", "val_accuracy"]
-    assert "4 configurations, mean over 2 seeds" in figure.get_suptitle()
+    assert "4 configurations, mean over 2 repeats" in figure.get_suptitle()
 
 
 def test_confusion_matrices_row_normalised_on_one_scale(plots: dict[str, Plot]) -> None:

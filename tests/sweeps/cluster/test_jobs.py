@@ -1,108 +1,23 @@
-"""Sweeps as Ray Jobs on a real local head started by the test (jobs API, token auth)."""
+"""sweeps.cluster.jobs: sweeps as Ray Jobs on a real local head started by the test (jobs
+API, token auth), driven through `sweeps submit | status | logs | stop`: what happens on
+the cluster (queueing, following, stopping, what is shipped)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 import yaml
 
-from tests.helpers.processes import STATUS_LINE, free_port, timed_lines
-from tests.sweeps.conftest import plugin_env
+from tests.helpers.processes import STATUS_LINE, timed_lines
+from tests.sweeps.conftest import SWEEPS, plugin_env, running_head, sweeps
 
 pytestmark = pytest.mark.slow
-SWEEPS = [sys.executable, "-m", "sweeps"]
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-@pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """`ray start --head` on 127.0.0.1 with the dashboard, token auth and one sweep slot;
-    its own HOME holds the token. Stopped at the end whatever happens."""
-    with running_head(tmp_path_factory.mktemp("head-home"), '{"sweep_slots": 1}') as started:
-        yield started
-
-
-@contextlib.contextmanager
-def running_head(home: Path, resources: str | None) -> Iterator[dict[str, str]]:
-    """A head as `head` describes, with these custom resources (JSON; None: none)."""
-    # Its jobs' drivers inherit the head's environment: a status line each second.
-    env = {**plugin_env(), "HOME": str(home), "SWEEPS_STATUS_EVERY_S": "1"}
-    env.pop("RAY_AUTH_TOKEN", None)
-    env.pop("RAY_AUTH_TOKEN_PATH", None)
-    port, dashboard = free_port(), free_port()
-    # A temp dir of its own: Ray's job supervisor finds the cluster of its jobs through the
-    # pointer file the latest head (or ray.init) left in the temp dir, and another Ray
-    # started on this machine meanwhile must not redirect them. Short: Ray's socket paths
-    # under it must stay within the OS's limit.
-    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-             # Not the agent's fixed default port, which another Ray here may hold.
-             "--dashboard-agent-listen-port", str(free_port()), "--num-cpus", "2",
-             *(["--resources", resources] if resources else []),
-             "--temp-dir", temp_dir,
-             "--disable-usage-stats"]  # fmt: skip
-    log, started = home / "head.log", None
-    try:
-        # As the docs say for `ray start`: a token first, then the head enables token auth.
-        subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True,
-                       capture_output=True, timeout=60)  # fmt: skip
-        with log.open("w") as out:
-            # --block: the head's processes are this one's descendants, ended alone at the
-            # end (`ray stop` would end every Ray on the machine, other tests' too).
-            started = subprocess.Popen([*start, "--block"], env=env, stdout=out,
-                                       stderr=subprocess.STDOUT)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in log.read_text():
-            assert started.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        token = home / ".ray" / "auth_token"
-        assert token.is_file(), "no auth token was generated"
-        yield {"address": f"http://127.0.0.1:{dashboard}", "token": str(token), "home": str(home)}
-    finally:
-        if started is not None:
-            stop_tree(started)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def stop_tree(process: subprocess.Popen) -> None:
-    """`process` and every process it started, ended: politely, then for sure."""
-    try:
-        family = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        family = []
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    _, alive = psutil.wait_procs(family, timeout=30)
-    for leftover in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            leftover.kill()
-
-
-def sweeps(
-    head: dict[str, str], *args: str, token: bool = True, **kwargs
-) -> subprocess.CompletedProcess:
-    extra = ["--address", head["address"], *(["--token-file", head["token"]] if token else [])]
-    env = {**plugin_env(), "HOME": head["home"]}
-    return subprocess.run([*SWEEPS, *args, *extra], env=env, capture_output=True, text=True,
-                          timeout=180, **kwargs)  # fmt: skip
 
 
 def spec_file(tmp_path: Path, name: str, sleep_s: float, grid: list[int]) -> str:
@@ -209,46 +124,6 @@ def test_a_stopped_job_keeps_its_finished_trials(head: dict[str, str], tmp_path:
     assert "finished_at" in manifest, manifest
 
 
-def test_without_the_token_the_error_says_where_to_put_it(
-    head: dict[str, str], tmp_path: Path
-) -> None:
-    env = {**os.environ, "HOME": str(tmp_path)}  # no ~/.ray/auth_token here
-    env.pop("RAY_AUTH_TOKEN", None)
-    env.pop("RAY_AUTH_TOKEN_PATH", None)
-    started = time.monotonic()
-    result = subprocess.run([*SWEEPS, "jobs", "--address", head["address"]], env=env,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert result.returncode == 1
-    assert "requires a token" in result.stderr and "~/.ray/auth_token" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert Path(head["token"]).read_text().strip() not in result.stderr + result.stdout
-    assert time.monotonic() - started < 30
-
-
-@pytest.mark.parametrize("form", ["http://127.0.0.1:{}", "127.0.0.1:{}", "ray://127.0.0.1:{}"])
-def test_an_address_where_nothing_listens_is_one_line_at_once_exit_2(form: str) -> None:
-    """A Ray address (no http://) used to wait 47 s for a GCS, printing Ray's C++ log lines,
-    and end with exit 1; a jobs URL with exit 1. Nothing answering is a bad address."""
-    address = form.format(free_port())
-    started = time.monotonic()
-    result = subprocess.run([*SWEEPS, "jobs", "--address", address],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.splitlines() == [
-        f"error: nothing answers at {address!r} (connection refused)"
-    ]
-    assert time.monotonic() - started < 15  # the interpreter's start, Ray's import, a probe
-
-
-def test_following_the_logs_of_an_unknown_job_names_it_exit_2(head: dict[str, str]) -> None:
-    """It was a 404 from the websocket's handshake, exit 1."""
-    result = sweeps(head, "logs", "no-such-job", "--follow")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.splitlines() == [
-        f"error: no such job at {head['address']}: Job no-such-job does not exist."
-    ]
-
-
 def test_a_cluster_without_sweep_slots_is_refused_before_anything_is_submitted(
     tmp_path: Path,
 ) -> None:
@@ -269,12 +144,15 @@ LISTING_TRAINER = """
 import json
 from pathlib import Path
 
+import sweeps
+
 
 def train(config, dataset, report):
     # This module's folder is the job's working dir as Ray unpacked it on the head.
     shipped = Path(__file__).resolve().parent
     files = [str(path.relative_to(shipped)) for path in shipped.rglob("*") if path.is_file()]
-    Path(config["listing"]).write_text(json.dumps({"root": str(shipped), "files": files}))
+    Path(config["listing"]).write_text(json.dumps(
+        {"root": str(shipped), "files": files, "sweeps": sweeps.__file__}))
     metrics = {"epoch": 1, "loss": 0.0, "accuracy": 1.0, "val_loss": 0.0,
                "val_accuracy": 1.0, "epoch_time_s": 0.0}
     report(metrics)
@@ -282,70 +160,58 @@ def train(config, dataset, report):
 """
 
 
-def test_submit_ships_the_checkout_without_secrets_or_ignored_files(
+def test_submit_ships_your_folder_and_sweeps_without_secrets_or_ignored_files(
     head: dict[str, str], tmp_path: Path
 ) -> None:
-    """The job's working dir is the checkout sweeps runs from: here a copy, with a user's
-    secrets and a .gitignore, whose trainer lists the files of the dir it was shipped in."""
+    """A trainer that lives only in a folder outside the project, next to its spec, with a
+    user's secrets and a .gitignore: the job ships that folder as its working dir and the
+    checkout sweeps runs from (here a copy) as modules, and succeeds."""
     repo = Path(__file__).resolve().parents[3]
     checkout = tmp_path / "checkout"
     for package in ("sweeps", "trainers", "analysis"):
         shutil.copytree(repo / package, checkout / package,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     shutil.copy(repo / "pyproject.toml", checkout)
-    (checkout / "listing.py").write_text(LISTING_TRAINER)
+    project = tmp_path / "my-model"
+    project.mkdir()
+    (project / "listing.py").write_text(LISTING_TRAINER)
     secrets = [".env", ".env.local", "conf/.env", "API_TOKEN.txt", "keys/id_rsa", "cert.pem",
                "db_password", "notes/aws_secret.txt"]  # fmt: skip
-    (checkout / "tokenizer.py").write_text("# code the job needs, whatever its name\n")
+    (project / "tokenizer.py").write_text("# code the job needs, whatever its name\n")
     ignored = ["scratch/big.bin", "ignored.log"]
     for name in [*secrets, *ignored]:
-        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
-        (checkout / name).write_text("do not ship\n")
-    (checkout / ".gitignore").write_text("scratch/\n*.log\n")
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("do not ship\n")
+    (project / ".gitignore").write_text("scratch/\n*.log\n")
     listing = tmp_path / "listing.json"
-    spec = tmp_path / "listing.yaml"
+    spec = project / "listing.yaml"
     spec.write_text(yaml.safe_dump({
         "name": "listing", "trainer": "listing:train", "dataset": None,
         "base": {"epochs": 1, "listing": str(listing)}, "grid": {"x": [1]},
         "resources": {"cpus": 1, "gpus": 0},
     }))  # fmt: skip
 
-    # `python -m sweeps` in the copy runs the copy's sweeps, which ships its own checkout.
+    # `python -m sweeps` in the copy runs the copy's sweeps, which ships its own packages.
     submitted = sweeps(head, "submit", str(spec), "--results", str(tmp_path / "results"),
                        cwd=checkout)  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr
-    said = re.search(r"^shipping (\S+) \((\d+) files, [\d.]+ MB; excluded: (.*)\)$",
-                     submitted.stderr, re.MULTILINE)  # fmt: skip
-    assert said is not None, submitted.stderr
-    assert said[1] == str(checkout.resolve())
-    assert set(said[3].split(", ")) == {*secrets, *ignored}, said[3]
+    said = re.findall(r"^shipping (\S+) \((\d+) files, [\d.]+ MB; excluded: (.*)\)( as a module)?$",
+                      submitted.stderr, re.MULTILINE)  # fmt: skip
+    assert [(root, module) for root, _, _, module in said] == [
+        (str(project.resolve()), ""),
+        *((str(checkout.resolve() / package), " as a module")
+          for package in ("sweeps", "trainers", "analysis")),
+    ], submitted.stderr  # fmt: skip
+    assert set(said[0][2].split(", ")) == {*secrets, *ignored}, said[0][2]
     assert wait_for(head, submitted.stdout.strip(), {"SUCCEEDED"}) == "SUCCEEDED"
 
     job = json.loads(listing.read_text())
-    assert job["root"] != str(checkout.resolve())  # the shipped copy, not this one
-    shipped = {name for name in job["files"] if "__pycache__" not in name}
-    needed = {
-        "listing.py",
-        ".gitignore",
-        "sweeps/cluster/jobs.py",
-        "pyproject.toml",
-        "tokenizer.py",
-    }
-    assert needed <= shipped
+    assert job["root"] != str(project.resolve())  # the shipped copy, not this one
+    shipped = set(job["files"])
+    assert {"listing.py", "listing.yaml", ".gitignore", "tokenizer.py"} <= shipped
     assert not shipped & {*secrets, *ignored}, shipped & {*secrets, *ignored}
-    assert len(shipped) == int(said[2])  # what the line said went is what arrived
-
-
-def test_job_commands_find_the_cluster_in_ray_address_as_ray_job_does(
-    head: dict[str, str],
-) -> None:
-    """No --address: RAY_ADDRESS names the cluster; with --address, the flag wins over it
-    (Ray's client would otherwise let the variable override the flag)."""
-    dead = f"http://127.0.0.1:{free_port()}"
-    env = {**plugin_env(), "HOME": head["home"]}  # its ~/.ray/auth_token is the head's
-    env.pop("RAY_API_SERVER_ADDRESS", None)
-    for variable, flags in ((head["address"], []), (dead, ["--address", head["address"]])):
-        result = subprocess.run([*SWEEPS, "jobs", *flags], env={**env, "RAY_ADDRESS": variable},
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
-        assert result.returncode == 0, (variable, flags, result.stderr)
-        assert result.stdout.split()[:5] == ["job", "sweep", "state", "age", "message"]
+    assert len(shipped) == int(said[0][1])  # what the line said went is what arrived
+    # The job ran the shipped sweeps: neither the copy here nor the one installed.
+    shipped_sweeps = Path(job["sweeps"]).resolve()
+    assert not shipped_sweeps.is_relative_to(checkout.resolve())
+    assert not shipped_sweeps.is_relative_to(repo)

@@ -79,3 +79,24 @@ def warns(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
         "CUDA graphs off, training eagerly: capture failed: a stand-in"
     )
     return _epochs(config, report)
+
+
+def _val_acc(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {("val_acc" if key == "val_accuracy" else key): value for key, value in metrics.items()}
+
+
+def reports_val_acc(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
+    """`steady`, naming its validation accuracy `val_acc` (not `val_accuracy`, the spec's
+    metric by default) for each x in `config["renamed"]`, or every x without that key."""
+    renamed = config.get("renamed")
+    if renamed is not None and config["x"] not in renamed:
+        return _epochs(config, report)
+    return _val_acc(_epochs(config, lambda metrics: report(_val_acc(metrics))))
+
+
+def quits_early(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
+    """`steady`, but each x in `config["quits"]` stops after half its `epochs` on its own
+    (an early stopping of its own) and returns its final metrics as usual."""
+    if config["x"] in config.get("quits", []):
+        config = {**config, "epochs": config["epochs"] // 2}
+    return _epochs(config, report)

@@ -92,8 +92,8 @@ def test_a_record_that_cannot_write_stops_the_run_and_the_views_go_on() -> None:
         fanout.end(key, None)
     assert fanout.failure is not None and fanout.failure.errno == 28
     assert fanout.stopper.stop_all()
-    assert view.lines == ["started a", "ended a: a TERMINATED None",
-                          "started b", "ended b: b TERMINATED None"]  # fmt: skip
+    assert view.lines == ["started a", "ended a: a STOPPED None",
+                          "started b", "ended b: b STOPPED None"]  # fmt: skip
 
 
 def test_an_ended_event_carries_what_the_writer_and_the_loggers_need() -> None:

@@ -25,6 +25,8 @@ import pytest
 import ray
 import yaml
 
+from tests.sweeps.record.conftest import read_events
+
 SWEEPS = [sys.executable, "-m", "sweeps"]
 # Two fused bundles of two (activation fuses; batch sizes do not) packed into one Tune
 # trial: four configurations whose trial ids are `<trial>-<position>`.
@@ -160,53 +162,6 @@ def test_the_run_is_one_pack_of_fused_bundles(logged: Logged) -> None:
 
 
 # --- TensorBoard --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class EventFolder:
-    scalars: dict[str, dict[int, float]]  # tag -> {step: value}
-    hparams: dict[str, Any]
-    status: str | None  # the session's end, as TensorBoard's hparams view shows it
-
-
-def tfrecords(path: Path) -> Iterator[bytes]:
-    """The records of a TFRecord file (what TensorBoard reads), each checked by its CRC."""
-    from tensorboardX.record_writer import masked_crc32c
-
-    data, position = path.read_bytes(), 0
-    while position < len(data):
-        header = data[position : position + 8]
-        (length,) = struct.unpack("<Q", header)
-        (header_crc,) = struct.unpack("<I", data[position + 8 : position + 12])
-        body = data[position + 12 : position + 12 + length]
-        (body_crc,) = struct.unpack("<I", data[position + 12 + length : position + 16 + length])
-        assert header_crc == masked_crc32c(header) and body_crc == masked_crc32c(body), path
-        yield body
-        position += 16 + length
-
-
-def read_events(folder: Path) -> EventFolder:
-    from tensorboardX.proto.api_pb2 import Status
-    from tensorboardX.proto.event_pb2 import Event
-    from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
-
-    scalars: dict[str, dict[int, float]] = {}
-    hparams: dict[str, Any] = {}
-    status = None
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        for record in tfrecords(path):
-            event = Event.FromString(record)
-            for value in event.summary.value:
-                plugin = value.metadata.plugin_data
-                if plugin.plugin_name != "hparams":
-                    scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-                    continue
-                data = HParamsPluginData.FromString(plugin.content)
-                for key, given in data.session_start_info.hparams.items():
-                    hparams[key] = getattr(given, given.WhichOneof("kind"))
-                if data.HasField("session_end_info"):
-                    status = Status.Name(data.session_end_info.status)
-    return EventFolder(scalars, hparams, status)
 
 
 @pytest.mark.slow  # the run starts Ray
@@ -391,27 +346,3 @@ def test_a_logger_that_cannot_start_stops_the_run_before_it_starts(
     assert completed.stderr.splitlines() == [message.format(root=tmp_path)]
     written = {path.name for path in tmp_path.iterdir()} - {"spec.yaml", "wandb-config"}
     assert written == set(), written  # no results, no W&B run, no MLflow store
-
-
-# --- a resumed run --------------------------------------------------------------------------
-
-
-def test_a_resumed_run_drops_the_tensorboard_folders_of_unfinished_trials(tmp_path: Path) -> None:
-    """Configurations with a trials row keep their folder; an interrupted one's goes: resume
-    trains it again under a new trial id, and its attempt would show twice."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from analysis.place import Place
-    from sweeps.record.tensorboard import TensorBoardLogger
-
-    for name in ("alone", "pack-0", "pack-1", "killed-0"):
-        (tmp_path / "tensorboard" / name).mkdir(parents=True)
-        (tmp_path / "tensorboard" / name / "events.out.tfevents.1.host").write_bytes(b"")
-    (tmp_path / "trials").mkdir()
-    pq.write_table(pa.table({"trial_id": ["alone"]}), tmp_path / "trials" / "alone.parquet")
-    pq.write_table(pa.table({"trial_id": ["pack-0", "pack-1"]}),
-                   tmp_path / "trials" / "pack-0.parquet")  # fmt: skip
-    TensorBoardLogger(Place.of(str(tmp_path))).setup()
-    kept = sorted(path.name for path in (tmp_path / "tensorboard").iterdir())
-    assert kept == ["alone", "pack-0", "pack-1"]
