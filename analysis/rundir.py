@@ -7,9 +7,9 @@
           epochs/<id>.parquet  a row per configuration and epoch
           tune/                Ray Tune's own files
           plots/               the figures `sweeps report` draws
-          .lock                who writes the run (sweeps.run.runlock)
+          .lock                who writes the run (sweeps.runs.runlock)
 
-sweeps writes it (sweeps.record.results, sweeps.run.runner) with these names, and everything that
+sweeps writes it (sweeps.record.results, sweeps.runs.runner) with these names, and everything that
 reads a run reads it here. A run directory is a local path or a URI: `file://`, `s3://`,
 `gs://` (filesystem options in the query, as for `sweeps run --results`).
 """

@@ -5,7 +5,7 @@ Run: python bench/tune_overhead.py [--epochs 2]
 
 Model A on real MNIST (batch 64, SGD 0.1) when $SWEEPS_DATA_DIR has it, else on digits.
 "Direct" is `trainers.train` in this process with the dataset already loaded. The sweep
-figures are `sweeps.run.runner.run_sweep` wall times from call to return: loading the data,
+figures are `sweeps.runs.runner.run_sweep` wall times from call to return: loading the data,
 checking the configs, (starting Ray), Tune, the trial's worker process, the object store,
 the Parquet files. Printed as a Markdown table.
 """
@@ -20,7 +20,7 @@ import ray
 
 from sweeps.plan.spec import load_spec, parse_spec
 from sweeps.record.results import read_trials
-from sweeps.run.runner import load_shared_dataset, run_sweep
+from sweeps.runs.runner import load_shared_dataset, run_sweep
 from trainers import DataNotFoundError, train
 
 

@@ -3,16 +3,28 @@
 The rooms, each importing only those below it (and trainers/, analysis/):
 
     cli/      the `sweeps` command line: flags in, one-line errors and exit codes out
-    run/      a run on Ray Tune: checks, the run directory and its lock, the trainable
+    runs/     a run on Ray Tune: checks, the run directory and its lock, the trainable
     record/   what the driver records: trial reports decoded once into events, and the
               listeners that take them (Parquet, progress, TensorBoard, W&B, MLflow)
     cluster/  Ray itself: the embedded session or a cluster joined, resources, Ray Jobs
     plan/     what to run: a spec (YAML, presets, the flags' overrides) and its plan
+    api.py    `sweeps.run(spec, **overrides)`: `sweeps run` from Python, for notebooks
 """
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("sweeps")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    """`sweeps.run`, the Python API (sweeps.api), imported when first asked for: the
+    command line, which imports this package first, does not pay for it."""
+    if name == "run":
+        from sweeps.api import run
+
+        return run
+    raise AttributeError(f"module 'sweeps' has no attribute {name!r}")

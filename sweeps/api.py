@@ -1,8 +1,8 @@
 """sweeps as a library, for a notebook or a script: `run` is `sweeps run`, returning the
 run's results as `analysis.Run` (what `analysis.load_run` reads) instead of printing them.
 
-    from sweeps.api import run
-    result = run("quickstart", epochs=2, set={"batch_size": [64, 512]})
+    import sweeps
+    result = sweeps.run("quickstart", epochs=2, set={"batch_size": [64, 512]})
     result.trials.sort_values("val_accuracy")
 
 The overrides are the flags of `sweeps run` under their Python names (`OVERRIDES`). Bad
@@ -83,7 +83,8 @@ def run(
     written stay: `sweeps resume` trains the rest).
     """
     from sweeps.record.loggers import check_callbacks
-    from sweeps.run.runner import run_sweep
+    from sweeps.runs.runner import run_sweep
+    from sweeps.runs.trainable import import_folders
 
     sweep = overrides_of(overrides).apply(_spec(spec))
     check_callbacks(sweep)
@@ -91,6 +92,8 @@ def run(
         outcome = run_sweep(
             sweep, results=_text(results), address=address, data_dir=_text(data_dir),
             say=_say if progress else _silent,
+            import_path=import_folders(os.fspath(spec) if isinstance(spec, str | os.PathLike)
+                                       else None),
         )  # fmt: skip
     for line in outcome.metric_warnings():
         warnings.warn(line, SweepWarning, stacklevel=2)

@@ -90,7 +90,7 @@ def submit(
     It waits PENDING while the cluster's `sweep_slots` are taken. The job takes along the
     spec file's folder (your trainer; or --working-dir) and sweeps itself when it runs from
     a checkout, less secrets (.env, keys, *token*, ...) and what .gitignore ignores: a line
-    on stderr a folder says what goes.
+    on stderr for each folder says what goes.
 
     Examples:
 
@@ -99,8 +99,8 @@ def submit(
         sweeps submit my-model/sweep.yaml --address http://HEAD:8265 --results /shared/sweeps
     """
     from sweeps.plan.groups import configurations
-    from sweeps.run.runner import check_configs, new_run_id
-    from sweeps.run.trainable import import_folders, importable_from
+    from sweeps.runs.runner import check_configs, new_run_id
+    from sweeps.runs.trainable import import_folders, importable_from
 
     # The callbacks are checked on the cluster, which needs their packages.
     sweep = overrides(

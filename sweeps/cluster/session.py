@@ -251,7 +251,7 @@ def keeping_sigterm() -> Iterator[None]:
     """The process's SIGTERM handling as it was before ray.init, which replaces it: in
     Python with a sys.exit, natively with a handler that dumps the stack and aborts (exit
     134), so that a plain `kill` of the driver left a stack dump and an unfinished run.
-    The caller decides what SIGTERM does (sweeps.run.sigterm: what Ctrl-C does)."""
+    The caller decides what SIGTERM does (sweeps.runs.sigterm: what Ctrl-C does)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread sets handlers: ray.init leaves them alone too
         return

@@ -78,3 +78,16 @@ def test_a_metric_no_trial_reported_raises_and_one_some_did_not_warns(tmp_path: 
     with pytest.warns(SweepWarning, match=r"^trial \S+ ended without the metric 'val_accuracy'"):
         result = run(renamed, results=tmp_path, set=["renamed=[2]"])
     assert result.trials["val_accuracy"].notna().sum() == 1
+
+
+def test_sweeps_run_is_the_api_without_slowing_the_command_line() -> None:
+    import subprocess
+    import sys
+
+    import sweeps
+
+    assert sweeps.run is run
+    # The package the console script imports first does not import the API (pandas, ...).
+    probe = "import sys, sweeps; print('sweeps.api' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert shown.stdout.strip() == "False", shown.stderr

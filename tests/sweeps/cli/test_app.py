@@ -13,7 +13,7 @@ from analysis.place import Place
 from sweeps import __version__
 from sweeps.cluster.jobs import JobsError
 from sweeps.plan.spec import preset_names
-from sweeps.run.runner import ResultsWriteError
+from sweeps.runs.runner import ResultsWriteError
 from tests.sweeps.conftest import run_cli
 
 

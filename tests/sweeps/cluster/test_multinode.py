@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sweeps.plan.spec import parse_spec
-from sweeps.run.runner import run_sweep
+from sweeps.runs.runner import run_sweep
 from tests.sweeps.conftest import PLUGINS, plugin_env
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from sweeps.plan.groups import configurations
 from sweeps.plan.spec import load_spec, preset_names
-from sweeps.run.runner import check_configs
+from sweeps.runs.runner import check_configs
 from trainers import TrainConfig
 from trainers.data import make_splits
 from trainers.models import build_model

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from analysis.place import Place
-from sweeps.run.runlock import LEASE_S, LOCK, RunInUse, run_lock
+from sweeps.runs.runlock import LEASE_S, LOCK, RunInUse, run_lock
 from tests.helpers.processes import wait_for_rows
 from tests.helpers.runs import sleepy_spec
 from tests.sweeps.conftest import plugin_env
@@ -31,7 +31,7 @@ def hold(location: str) -> subprocess.Popen[str]:
     """Another process that takes the run's lock, says so, and keeps it until killed."""
     code = textwrap.dedent(f"""
         import time
-        from sweeps.run.runlock import run_lock
+        from sweeps.runs.runlock import run_lock
         from analysis.place import Place
         with run_lock(Place.of({location!r})):
             print("held", flush=True)

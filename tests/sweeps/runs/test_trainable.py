@@ -13,7 +13,7 @@ import torch
 from ray import tune
 
 from sweeps.record.protocol import EPOCH, FINAL, Report, decode
-from sweeps.run.trainable import (
+from sweeps.runs.trainable import (
     TrainerImportError,
     TrainerNotes,
     resolve_trainer,

@@ -8,7 +8,7 @@ A timeout signals the run's whole process group, and Slurm every process of the 
 embedded Ray's processes die with the driver's SIGTERM, and Tune, ending the trials, then
 waits on the dead Ray for a minute before Ray aborts the process. So `STOP_S` after a
 SIGTERM, a run still going is ended without Tune: `TermAsInterrupt.when_stuck`'s function
-(sweeps.run.runner finishes the manifest from the rows and says how to resume) runs, and the
+(sweeps.runs.runner finishes the manifest from the rows and says how to resume) runs, and the
 process exits with the code it returns. The deadline is kept by a thread woken through
 `signal.set_wakeup_fd`, since the main thread may be stuck in Ray's native code, where
 Python's own signal handler never runs.

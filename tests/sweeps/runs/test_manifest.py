@@ -15,7 +15,7 @@ import pytest
 from analysis.place import Place
 from sweeps import __version__
 from sweeps.plan.spec import SpecError, SweepSpec, parse_spec, to_yaml
-from sweeps.run.manifest import new_manifest, now, read_run, write_manifest
+from sweeps.runs.manifest import new_manifest, now, read_run, write_manifest
 
 RESOLVED = {"name": "digits-sweep", "dataset": "digits", "grid": {"lr": [0.1, 0.01]},
             "resources": {"cpus": 2, "gpus": 0.25}, "max_bundle": 4}  # fmt: skip

@@ -13,7 +13,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from analysis.place import Place
 from sweeps.plan.groups import RunPlan
 from sweeps.record.fanout import Fanout
-from sweeps.run.trainable import run_group
+from sweeps.runs.trainable import run_group
 
 # Tune copies these from the driver's environment into every trial actor's runtime_env,
 # which Ray's runtime_env agent logs in clear (session_*/logs/runtime_env_agent.log, mode

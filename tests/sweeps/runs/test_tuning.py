@@ -21,7 +21,7 @@ from sweeps.plan.spec import parse_spec
 from sweeps.record.events import Listener
 from sweeps.record.fanout import Fanout
 from sweeps.record.protocol import FINAL, decode
-from sweeps.run.tuning import CREDENTIALS, make_tuner
+from sweeps.runs.tuning import CREDENTIALS, make_tuner
 from trainers import DEFAULTS, Dataset
 
 SPEC = {"name": "tuned", "dataset": "digits", "base": {"epochs": 2, "batch_size": 64},
