@@ -36,7 +36,7 @@ from analysis.plots import (
 )
 from analysis.rundir import DEFAULT_METRIC
 from analysis.settings import reference_differences, value_text
-from analysis.tables import config_keys
+from analysis.tables import config_keys, numbered_references
 from analysis.threshold import Threshold
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
@@ -65,16 +65,18 @@ def file_label(
 
 def references(run: Run, metric: str) -> list[Reference]:
     """The spec's references that give `metric`, labelled as the report's table numbers
-    them: "ref1: <source>", "ref1 (other settings): <source>" where measured under settings
-    this run does not share (the tables and the HTML say which)."""
+    them (tables.numbered_references): "ref1: <source>", "ref1 (other settings): <source>"
+    where measured under settings this run does not share (the tables and the HTML say
+    which). One the table leaves out, its rows lacking a swept key, is still drawn (in
+    black, beside every line) but under no number: "not in the table: <source>"."""
     labelled: list[Reference] = []
-    for reference in run.references:
-        rows = tuple(row for row in reference.get("rows") or () if metric in row)
-        if not rows:
-            continue
+    for reference, rows, number in numbered_references(
+        run.references, config_keys(run.swept), metric
+    ):
+        head = "not in the table" if number is None else f"ref{number}"
         other = " (other settings)" if reference_differences(reference, run.spec) else ""
-        label = f"ref{len(labelled) + 1}{other}: {reference.get('source', 'reference')}"
-        labelled.append(Reference(label, rows))
+        label = f"{head}{other}: {reference.get('source', 'reference')}"
+        labelled.append(Reference(label, tuple(rows)))
     return labelled
 
 

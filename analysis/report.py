@@ -18,7 +18,7 @@ from analysis.numbers import metric_decimals, metric_text, value_text
 from analysis.render import threshold_block, threshold_frame
 from analysis.rundir import DEFAULT_METRIC, Status
 from analysis.settings import mark_reference
-from analysis.tables import config_keys, present, tidy_table
+from analysis.tables import config_keys, numbered_references, present, tidy_table
 from analysis.threshold import measured
 
 
@@ -103,8 +103,9 @@ class Report:
         or why there is none."""
         lines = []
         if self.threshold is not None:
+            answers = _reference_thresholds(self.run, self.metric, self.mode)
             lines += [f"the same rule on ref{index}'s figures: {answer}"
-                      for index, answer in _reference_thresholds(self.run.references)]  # fmt: skip
+                      for index, answer in answers]  # fmt: skip
         if not self.best.empty:
             best, trials = self.best.iloc[0], self.run.trials
             config = "  ".join(f"{key}={value_text(best[key], trials[key].map(hashable))}"
@@ -191,11 +192,12 @@ def html_page(report: Report, drawn: list[tuple[str, bytes, bool]]) -> str:
                        figures=shown, metric=report.metric)  # fmt: skip
 
 
-def _reference_thresholds(references: list[dict]) -> list[tuple[int, str]]:
-    """The threshold rule applied to each reference's own batch-size figures."""
+def _reference_thresholds(run: Run, metric: str, mode: str) -> list[tuple[int, str]]:
+    """The threshold rule on `metric` applied to each reference's own batch-size figures,
+    by the number the report's table gives the reference (one it leaves out has none)."""
     answers = []
-    for index, reference in enumerate(references, 1):
-        rows = [r for r in reference.get("rows", []) if {"batch_size", "val_accuracy"} <= set(r)]
-        if len(rows) > 1:
-            answers.append((index, find_threshold(pd.DataFrame(rows)).lines()[-1]))
+    for _, rows, number in numbered_references(run.references, config_keys(run.swept), metric):
+        if number is not None and len(rows) > 1:
+            threshold = find_threshold(pd.DataFrame(rows), metric=metric, mode=mode)
+            answers.append((number, threshold.lines()[-1]))
     return answers

@@ -9,7 +9,7 @@ carries them (`ref1`, `diff1` = ours - ref1, ...; their sources come back alongs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -48,17 +48,45 @@ def config_table(
     return table.drop(columns=["_all"]) if not keys else table
 
 
+class NumberedReference(NamedTuple):
+    """A reference that gives a metric: its rows that do, and its number in a table
+    (`ref<number>`), None where the table leaves it out."""
+
+    reference: dict[str, Any]
+    rows: list[dict[str, Any]]
+    number: int | None
+
+
+def numbered_references(
+    references: Sequence[dict[str, Any]], keys: Sequence[str], metric: str
+) -> list[NumberedReference]:
+    """The references that give `metric`, numbered as a table of `keys` numbers them
+    (ref1, ref2, ...), in order: one whose rows do not all name every key has no number,
+    for no row of the table could take its figures. The tables, the figures' legends and
+    the report's notes number references by this alone, so that "ref2" is one reference
+    wherever it is read."""
+    numbered: list[NumberedReference] = []
+    count = 0
+    for reference in references:
+        rows = [row for row in reference.get("rows") or [] if metric in row]
+        if not rows:
+            continue
+        placed = all(key in row for row in rows for key in keys)
+        count += placed
+        numbered.append(NumberedReference(reference, rows, count if placed else None))
+    return numbered
+
+
 def add_references(
     table: pd.DataFrame, references: list[dict[str, Any]], keys: list[str], metric: str
 ) -> tuple[pd.DataFrame, list[str]]:
     """`ref<i>` (the report's figure) and `diff<i>` (ours - it) for each reference that
-    gives `metric`; also the sources, in the same order."""
+    gives `metric` and names every key (numbered_references); also the sources, in the
+    same order."""
     sources: list[str] = []
-    for reference in references:
-        rows = [r for r in reference.get("rows", []) if metric in r]
-        if not rows or not all(key in row for row in rows for key in keys):
+    for reference, rows, index in numbered_references(references, keys, metric):
+        if index is None:
             continue
-        index = len(sources) + 1
         figures = {tuple(hashable(row[k]) for k in keys): row[metric] for row in rows}
         ours_keys = table[keys].apply(lambda r: tuple(hashable(v) for v in r), axis=1)
         table = table.assign(**{f"ref{index}": ours_keys.map(figures).astype(float)})

@@ -13,6 +13,7 @@ import pytest
 from analysis import Run, find_threshold, load_run
 from analysis.figures import file_label, references, run_figures
 from analysis.plots import Reference, save
+from analysis.tables import report_table
 from tests.helpers.plots import assert_drawn, legend_labels
 from tests.helpers.runs import EPOCHS, trial_row, write_run
 
@@ -75,6 +76,19 @@ def test_references_giving_the_metric_are_numbered_and_marked_when_measured_othe
         Reference("ref3: reference", tuple(rows)),
     ]
     assert [ref.label for ref in references(run, "val_loss")] == ["ref1: losses only"]
+
+
+def test_references_are_numbered_as_the_reports_table_numbers_them(tmp_path: Path) -> None:
+    # The headline names no batch size: the table has no row for it, and no number.
+    headline = {"source": "headline", "rows": [{"val_accuracy": 0.98}]}
+    table = {"source": "table A1", "rows": [{"batch_size": 64, "val_accuracy": 0.91},
+                                            {"batch_size": 32, "val_accuracy": 0.92}]}  # fmt: skip
+    run = load_run(write_run(tmp_path, reference=[headline, table]))
+    assert report_table(run.trials, run.spec, run.swept)[2] == ["table A1"]  # its ref1
+    assert [ref.label for ref in references(run, "val_accuracy")] == [
+        "not in the table: headline", "ref1: table A1"]  # fmt: skip
+    figure = next(run_figures(run)).figure
+    assert [label for label in legend_labels(figure) if "table" in label] == ["ref1: table A1"]
 
 
 def test_run_figures_through_parquet(batch_trials: pd.DataFrame, tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from analysis import RunDataError, find_threshold
+from analysis import RunDataError
 from analysis.confusion import confusion_matrix
-from analysis.plots import Reference, learning_curves, metric_vs_param, png
-from tests.helpers.plots import assert_drawn, error_bars, legend_labels
+from analysis.plots import learning_curves, metric_vs_param, png
+from tests.helpers.plots import assert_drawn, error_bars
 from tests.helpers.runs import EPOCHS, epochs_for
 
 
@@ -58,41 +58,6 @@ def test_metric_vs_param_a_line_per_other_axis(grid_trials: pd.DataFrame) -> Non
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["tanh", "relu"]
     assert [round(y, 4) for _, y, _ in series["lr=0.1"]] == [0.92, 0.93]
     assert [x for x, _, _ in series["lr=0.01"]] == pytest.approx([-0.04, 0.96])
-
-
-def test_metric_vs_param_marks_references_and_the_threshold(batch_trials: pd.DataFrame) -> None:
-    rows = [(16, 0.98), (256, 0.95), (999, 0.5)]
-    reference = Reference("ref1: Report A", tuple({"batch_size": b, "val_accuracy": a}
-                                                  for b, a in rows))  # fmt: skip
-    threshold = find_threshold(batch_trials, threshold=0.015)  # 64 -> 16 gains 0.0125
-    assert threshold.answer is not None and threshold.answer.value == 16
-    figure = metric_vs_param(batch_trials, "batch_size", "val_accuracy",
-                             references=[reference], threshold=threshold)  # fmt: skip
-    axes = figure.axes[0]
-    dashed = [line for line in axes.get_lines() if line.get_linestyle() == "--"]
-    drawn = [line.get_xydata().tolist() for line in dashed if len(line.get_xdata())]
-    assert [[16, 0.98], [256, 0.95]] in drawn  # 999 is no batch size of the run
-    (marker,) = [line for line in dashed if line.get_label().startswith("threshold")]
-    assert marker.get_xdata()[0] == 16
-    assert "threshold (report's rule, noise-aware): batch_size 16" in legend_labels(figure)
-    assert "ref1: Report A" in legend_labels(figure)
-    # A threshold on another parameter or metric is not this figure's.
-    other = metric_vs_param(batch_trials, "batch_size", "val_loss", threshold=threshold)
-    assert not any("threshold" in label for label in legend_labels(other))
-
-
-def test_references_take_the_colour_of_their_series(grid_trials: pd.DataFrame) -> None:
-    rows = tuple({"lr": 0.1, "activation": a, "val_accuracy": v}
-                 for a, v in (("relu", 0.95), ("tanh", 0.94)))  # fmt: skip
-    orders = {"activation": ["tanh", "relu"]}
-    reference = Reference("ref1: paper", rows)
-    figure = metric_vs_param(grid_trials, "activation", "val_accuracy", series=["lr"],
-                             orders=orders, references=[reference])  # fmt: skip
-    series = {c.get_label(): c.lines[0] for c in figure.axes[0].containers}
-    (line,) = [ln for ln in figure.axes[0].get_lines()
-               if ln.get_linestyle() == "--" and len(ln.get_xdata())]  # fmt: skip
-    assert to_rgba(line.get_color()) == to_rgba(series["lr=0.1"].get_color())
-    assert line.get_ydata().tolist() == [0.94, 0.95]
 
 
 @pytest.mark.parametrize(("param", "metric"), [("optimizer", "val_accuracy"), ("batch_size", "x")])

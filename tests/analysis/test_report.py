@@ -170,6 +170,38 @@ def test_the_rule_is_applied_to_each_references_own_figures(tmp_path: Path) -> N
     ]
 
 
+def test_the_rule_on_a_references_figures_names_it_as_the_table_does(tmp_path: Path) -> None:
+    references = [
+        {"source": "headline", "rows": [{"val_accuracy": 0.98}]},  # no batch size: no row
+        {"source": "table A1", "rows": [{"batch_size": 64, "val_accuracy": 0.91},
+                                        {"batch_size": 32, "val_accuracy": 0.92}]},
+    ]  # fmt: skip
+    report = build_report(load_run(write_run(tmp_path, reference=references)))
+    assert report.sources == ["table A1"]
+    assert report.notes()[0] == (
+        "the same rule on ref1's figures: No threshold within the data: no change <= 0.001"
+        " going from 64 down to 32")  # fmt: skip
+
+
+def test_the_rule_on_a_references_figures_judges_the_reports_metric(
+    make_run: Callable[..., Run],
+) -> None:
+    rows = [{**outcome("TERMINATED", size, 0.9), "val_macro_f1": f1}
+            for size, f1 in ((64, 0.8), (32, 0.85))]  # fmt: skip
+    # Only the macro F1 is published: on val_accuracy there would be nothing to judge.
+    published = ((64, 0.8), (32, 0.8005))
+    reference = {
+        "source": "paper",
+        "rows": [{"batch_size": b, "val_macro_f1": f} for b, f in published],
+    }
+    run = make_run("r", rows, grid={"batch_size": [64, 32]}, reference=[reference])
+    report = build_report(run, "val_macro_f1")
+    assert report.sources == ["paper"]
+    assert report.notes()[0] == (
+        "the same rule on ref1's figures: Potential threshold for insignificant macro f1"
+        " change: Batch size 32 with macro f1 0.8005")  # fmt: skip
+
+
 def test_the_best_trial_by_the_specs_metric_and_mode(make_run: Callable[..., Run]) -> None:
     rows = [{**outcome("TERMINATED", size, 0.9), "val_loss": loss}
             for size, loss in ((64, 0.3), (32, 0.2), (16, 0.25))]  # fmt: skip

@@ -90,13 +90,6 @@ def test_show_prints_yaml_that_runs_as_a_spec(capsys: pytest.CaptureFixture[str]
     assert shown["name"] == "quickstart" and shown["grid"]["batch_size"][0] == 8
 
 
-def test_train_on_digits_prints_epochs_and_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli("train", "-s", "dataset=digits", "-s", "epochs=2", "-s", "lr=0.5") == 0
-    out = capsys.readouterr().out
-    assert "epoch 1/2 - " in out and "epoch 2/2 - " in out
-    assert "4,810" in out
-
-
 def bad_specs(tmp_path: Path) -> dict[str, str]:
     """Spec files, each wrong in one way, and what the error must say."""
     base = {"name": "bad", "dataset": "digits", "base": {"epochs": 1}}

@@ -1,6 +1,6 @@
 """Debugging a trainer: what its trials print and warn, and a failure's traceback, kept in
-the run directory (`sweeps logs RUN [CONFIG]` shows them); one configuration trained in
-this process with `sweeps train --trainer`, its traceback whole."""
+the run directory (`sweeps logs RUN [CONFIG]` shows them). One configuration trained in
+this process with `sweeps train --trainer`: test_train.py."""
 
 from __future__ import annotations
 
@@ -97,26 +97,6 @@ def test_a_failed_trial_keeps_its_output_and_traceback_and_logs_shows_them(
     unknown = sweeps("logs", str(run_dir), "7", cwd=chatty)
     assert unknown.returncode == 2 and unknown.stdout.count("\n") == 1
     assert unknown.stdout.startswith(f"error: run '{run_dir}' has no configuration '7'")
-
-
-def test_train_runs_a_trainer_of_ones_own_with_its_metrics_and_its_real_traceback(
-    chatty: Path,
-) -> None:
-    fine = sweeps("train", "--trainer", "chatty:train", "--set", "x=1", "--set", "epochs=2",
-                  cwd=chatty, COLUMNS="100")  # fmt: skip
-    assert fine.returncode == 0, fine.stdout
-    lines = fine.stdout.splitlines()
-    assert "epoch 2/2 - loss: 0.5000 - val_accuracy: 0.5000 - my_metric: 10.0000" in lines
-    assert "starting x=1" in lines and "UserWarning: x=1 looks odd" in fine.stdout
-    assert any(line.split() == ["│", "my_tag", "│", "fine", "│"] for line in lines), lines
-
-    failed = sweeps("train", "--trainer", "chatty:train", "--set", "x=2", "--set", "epochs=1",
-                    cwd=chatty)  # fmt: skip
-    assert failed.returncode == 1
-    trace = failed.stdout[failed.stdout.index("Traceback (most recent call last):") :]
-    assert f'  File "{chatty}/chatty.py", line 14, in train\n' in trace
-    assert trace.endswith('    raise ValueError("x=2 is not allowed")\n'
-                          "ValueError: x=2 is not allowed\n")  # fmt: skip
 
 
 def test_a_fused_trials_log_is_all_its_configurations_on_an_object_store(

@@ -25,7 +25,7 @@ import pytest
 import ray
 import yaml
 
-from tests.sweeps.record.conftest import read_events
+from tests.helpers.tensorboard import read_events
 
 SWEEPS = [sys.executable, "-m", "sweeps"]
 # Two fused bundles of two (activation fuses; batch sizes do not) packed into one Tune

@@ -19,7 +19,7 @@ from analysis.place import Place
 from analysis.rundir import Status
 from sweeps.record.events import Configuration, Ended, Epoch, Started
 from sweeps.record.tensorboard import TensorBoardLogger
-from tests.sweeps.record.conftest import read_events
+from tests.helpers.tensorboard import read_events
 
 STARTED_AT = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
 

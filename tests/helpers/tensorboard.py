@@ -1,5 +1,6 @@
 """TensorBoard's event files read back as TensorBoard reads them, for the tests of the
-TensorBoard logger and of a whole run's loggers."""
+TensorBoard logger (tests/sweeps/record/test_tensorboard.py) and of a whole run's loggers
+(test_loggers.py)."""
 
 from __future__ import annotations
 
