@@ -11,13 +11,11 @@ The rooms, each importing only those below it (and trainers/, analysis/):
     api.py    `sweeps.run(spec, **overrides)`: `sweeps run` from Python, for notebooks
 """
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("sweeps")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+from sweeps.version import __version__
+
+__all__ = ["__version__", "run"]
 
 
 def __getattr__(name: str) -> Any:

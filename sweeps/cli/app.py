@@ -18,7 +18,6 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from sweeps import __version__
 from sweeps.cli import jobs as jobs_cli
 from sweeps.cli import report as report_cli
 from sweeps.cli import train as train_cli
@@ -40,6 +39,7 @@ from sweeps.cli.options import (
     overrides,
 )
 from sweeps.plan.spec import SpecError, load_spec, preset_names, preset_path
+from sweeps.version import __version__
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch on Ray Tune, with results as Parquet.",

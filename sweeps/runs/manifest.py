@@ -15,8 +15,8 @@ import yaml
 
 from analysis.place import Place
 from analysis.rundir import MANIFEST, SPEC
-from sweeps import __version__
 from sweeps.plan.spec import SpecError, SweepSpec, parse_spec, read_yaml
+from sweeps.version import __version__
 
 IMPORT_PATH = "import_path"  # the folders a run imported its trainer from, first
 
