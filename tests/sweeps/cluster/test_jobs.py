@@ -99,8 +99,9 @@ def test_followed_logs_show_progress_while_the_sweep_runs(
     (end,) = [when for when, line in arrived if "  3/3 ended  3 done" in line]
     assert len(done) == 3, text
     # The first line came as its trial ended, not with the last: x=2 and x=3 then trained
-    # 2 epochs of 1 s each (the job's log arrives in batches about a second apart).
-    assert end - done[0] >= 2.5, text
+    # 2 epochs of 1 s each. The job's log arrives in batches, on a loaded machine up to 2 s
+    # apart (CI saw 2.0 s between them), so the bar is a second: not all in one batch.
+    assert end - done[0] >= 1.0, text
     assert any(STATUS_LINE.match(line) for _, line in arrived), text
 
 
