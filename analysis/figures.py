@@ -9,8 +9,14 @@
     confusion-<configuration>.png   one per configuration, its repeats pooled:
                                     confusion-batch_size=64,activation=relu.png
 
+Past CROWD (12) configurations, the metric, parallel-coordinates and learning-curve figures
+draw a crowd (analysis.crowds): no legend entry a configuration, colours through a colour
+bar, the best and the worst 3 by the metric drawn out.
+
 `run_figures` yields them one at a time (a sweep of hundreds of configurations need not
-hold hundreds of figures); `sweeps report` writes them to <run>/plots/ and its HTML.
+hold hundreds of figures); `sweeps report` writes them to <run>/plots/ and its HTML, with
+importance.png beside them where two or more parameters vary (analysis.report draws it from
+the importance its table shows: analysis.importance_plot).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis import crowds
 from analysis.confusion import confusion_grid, confusion_matrix, pooled_counts
 from analysis.load import Run, hashable
 from analysis.metrics import epoch_metrics, metric_mode, shown_metrics
@@ -35,6 +42,7 @@ from analysis.plots import (
     split_by,
 )
 from analysis.rundir import DEFAULT_METRIC
+from analysis.scatter import metric_by_param
 from analysis.settings import reference_differences, value_text
 from analysis.tables import config_keys, numbered_references
 from analysis.threshold import Threshold
@@ -90,13 +98,18 @@ def run_figures(
     keys = config_keys(run.swept)
     metric = metric or str(run.spec.get("metric", DEFAULT_METRIC))
     orders = {key: list(values) for key, values in (run.spec.get("grid") or {}).items()}
+    # Values drawn (sampled, or a random or TPE search) are each a configuration's own.
+    drawn = run.spec.get("search", "grid") != "grid" or bool(run.spec.get("sample"))
     for index, name in enumerate(shown_metrics(run, metric)):
         scored = (name in trials.columns and pd.api.types.is_numeric_dtype(trials[name])
                   and trials[name].notna().any())  # fmt: skip
         if not scored:
             continue
         mode = metric_mode(run.spec, name)
-        for param in keys:
+        if drawn:  # no grid points to join: where each configuration lies
+            figure = metric_by_param(trials, keys, name, mode=mode, orders=orders, title=title)
+            yield Plot(f"{name}-by-param.png", figure)
+        for param in [] if drawn else keys:
             figure = metric_vs_param(trials, param, name, mode=mode, series=keys, orders=orders,
                                      references=references(run, name), threshold=threshold,
                                      title=title)  # fmt: skip
@@ -105,13 +118,15 @@ def run_figures(
             figure = parallel_coordinates(trials, keys, name, mode=mode, orders=orders,
                                           title=title)  # fmt: skip
             yield Plot("parallel-coordinates.png", figure)
-    yield from _learning_curves(run, keys, orders, title)
+    yield from _learning_curves(run, keys, orders, title, metric)
     yield from _confusions(trials, keys, orders, title)
 
 
 def _learning_curves(
-    run: Run, keys: list[str], orders: dict[str, list[Any]], title: str
+    run: Run, keys: list[str], orders: dict[str, list[Any]], title: str, metric: str
 ) -> Iterator[Plot]:
+    """A figure of every trial's curves for each swept key, coloured by it; past CROWD
+    configurations (analysis.crowds) its best and worst by `metric` drawn out."""
     epochs = run.epochs
     if epochs.empty or "trial_id" not in epochs.columns:
         return
@@ -119,10 +134,15 @@ def _learning_curves(
     if not (epoch_metrics(epochs, run.config_columns) or trainers & set(epochs.columns)):
         return
     by = keys or (["seed"] if "seed" in run.swept else [None])
+    if keys and crowds.configurations(run.trials, None) > crowds.CROWD:
+        # A crowd's curves are the same whatever colours them, its best and worst drawn
+        # out: one figure, not one a key, coloured by the key of most values.
+        by = [max(keys, key=lambda key: run.trials[key].map(hashable).nunique())]
     for key in by:
         name = f"learning-curves-by-{key}.png" if keys else "learning-curves.png"
         order = orders.get(key) if key else None
-        figure = learning_curves(run.trials, epochs, key, order=order, title=title)
+        figure = learning_curves(run.trials, epochs, key, order=order, metric=metric,
+                                 mode=metric_mode(run.spec, metric), title=title)  # fmt: skip
         yield Plot(name, figure)
 
 
@@ -130,7 +150,9 @@ def _confusions(
     trials: pd.DataFrame, keys: list[str], orders: dict[str, list[Any]], title: str
 ) -> Iterator[Plot]:
     """The grid of every configuration's matrix, then each one alone (a close-up)."""
-    if "confusion" not in trials.columns:
+    # A column of nulls where no trainer returned a matrix (`dataset: null`, say): split a
+    # configuration at a time, a run of thousands would look for them for seconds.
+    if "confusion" not in trials.columns or not trials["confusion"].notna().any():
         return
     keyed = trials.assign(**{key: trials[key].map(hashable) for key in keys})
     among = {key: list(dict.fromkeys(keyed[key])) for key in keys}

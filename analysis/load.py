@@ -106,6 +106,8 @@ class Run:
         grid = spec.get("grid") or {}
         if any(key not in grid and key != "seed" for key, _ in self.where):
             return None
+        if self.where and spec.get("search", "grid") != "grid":  # a grid key is a choice
+            return None
         # Each fixed grid key keeps one of its values; a fixed seed, one of the repeats.
         kept = math.prod(len(grid[key]) if key in grid else int(spec.get("repeats", 1))
                          for key, _ in self.where)  # fmt: skip

@@ -13,6 +13,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from analysis import crowds
 from analysis.numbers import value_texts
 from analysis.plots import (
     LABEL_BOX,
@@ -36,7 +37,8 @@ def parallel_coordinates(
     title: str = "",
 ) -> Figure:
     """One line per configuration (the mean over its repeats) across an axis per swept
-    parameter and one for `metric`, coloured by the metric, the best drawn on top."""
+    parameter and one for `metric`, coloured by the metric, the best drawn on top; past
+    CROWD configurations a crowd (analysis.crowds), the best and the worst drawn out."""
     mode = mode or infer_mode(metric)
     keys = list(keys)
     scored = scored_trials(trials, keys, metric)
@@ -49,14 +51,24 @@ def parallel_coordinates(
 
     figure = Figure(figsize=(3 + 2.2 * len(keys), 5), layout="constrained")
     axes = figure.subplots()
-    for _, row in table.iterrows():
-        ys = [scale[row[key]] for key, scale in zip(keys, scales, strict=True)]
-        ys.append(float(norm(row[metric])))
-        axes.plot(range(len(ys)), ys, color=cmap(norm(row[metric])), linewidth=2, alpha=0.85,
-                  marker="o", markersize=4)  # fmt: skip
+    heights = np.column_stack([*(table[key].map(scale).to_numpy(dtype=float)
+                                 for key, scale in zip(keys, scales, strict=True)),
+                               norm(table[metric].to_numpy(dtype=float))])  # fmt: skip
+    crowded = len(table) > crowds.CROWD
+    if crowded:  # one artist for them all, the best and the worst drawn out
+        lines = [np.column_stack([np.arange(len(ys)), ys]) for ys in heights]
+        colours = [tuple(c) for c in cmap(heights[:, -1])]
+        best, worst = crowds.extremes(table[metric].to_numpy(), mode)
+        names = crowds.namer(table, keys, metric, [*best, *worst], orders)
+        named = crowds.draw(axes, lines, colours, best, worst, names.__getitem__)
+    else:
+        for ys, score in zip(heights, table[metric], strict=True):
+            axes.plot(range(len(ys)), ys, color=cmap(norm(score)), linewidth=2, alpha=0.85,
+                      marker="o", markersize=4)  # fmt: skip
     for i, scale in enumerate(scales):
-        for text, y in zip(value_texts(list(scale)), scale.values(), strict=True):
-            axes.text(i + 0.04, y, text, va="center", fontsize=8, bbox=LABEL_BOX)
+        shown = _labelled(list(scale))
+        for text, value in zip(value_texts(shown), shown, strict=True):
+            axes.text(i + 0.04, scale[value], text, va="center", fontsize=8, bbox=LABEL_BOX)
     for y in np.linspace(0, 1, 5):
         axes.text(len(keys) + 0.04, y, f"{norm.inverse(y):.4g}", va="center", fontsize=8)
     for i in range(len(keys) + 1):
@@ -68,10 +80,20 @@ def parallel_coordinates(
     for side in ("left", "right", "top", "bottom"):
         axes.spines[side].set_visible(False)
     figure.colorbar(ScalarMappable(norm, cmap), ax=axes, label=direction(metric, mode))
+    if crowded:
+        crowds.name_extremes(figure, named, metric)
     repeats = int(scored.groupby(keys).size().max())
     mean = f", mean over {repeats} repeats" if repeats > 1 else ""
     heading(figure, title, f"parallel coordinates: {len(table)} configurations{mean}")
     return figure
+
+
+def _labelled(values: list[Any]) -> list[Any]:
+    """The values an axis names: all of them, or past CROWD as many, evenly spread."""
+    if len(values) <= crowds.CROWD:
+        return values
+    picks = np.linspace(0, len(values) - 1, crowds.CROWD // 2).round().astype(int)
+    return [values[i] for i in dict.fromkeys(picks.tolist())]
 
 
 def _scale(column: pd.Series, order: Sequence[Any] | None) -> dict[Any, float]:

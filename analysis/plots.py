@@ -23,17 +23,27 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from analysis import crowds
 from analysis.axes import averaged, check_apart, other_axes, repeats
 from analysis.load import RunDataError, hashable, require_numeric
 from analysis.marks import Reference, draw_references, draw_threshold, in_panel, legend
 from analysis.metrics import epoch_metrics
-from analysis.numbers import value_text, value_texts
+from analysis.numbers import value_texts
 from analysis.rundir import DEFAULT_METRIC
+from analysis.scales import (
+    colours,
+    config_label,
+    is_number,
+    log_base,
+    ordered,
+    series_colours,
+)
 from analysis.threshold import Threshold, infer_mode
 
 DPI = 100
-MAX_SERIES = 10  # more lines than this in one axes is a thicket: points instead
+MAX_SERIES = 10  # lines a legend names beside the best and references; past it, a crowd
 MAX_FACET_COLUMNS = 3  # panels a row, at most
+MISSING = (0.6, 0.6, 0.6, 1.0)  # the colour of a configuration without the key coloured by
 LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1}
 EPOCH_PANELS = (  # (row, column): the epochs column, the panel's title
     ("train_accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
@@ -57,59 +67,6 @@ def save(figure: Figure, path: str | Path) -> Path:
     return path
 
 
-def config_label(
-    row: Mapping[str, Any], keys: Sequence[str], among: Mapping[str, Sequence[Any]] | None = None
-) -> str:
-    """ "batch_size=64, activation=relu"; "all trials" when nothing is swept. A value has
-    the digits that tell it from the other values of its key in `among`."""
-    among = among or {}
-    return ", ".join(f"{key}={value_text(hashable(row[key]), among.get(key))}"
-                     for key in keys) or "all trials"  # fmt: skip
-
-
-def ordered(values: Sequence[Any], order: Sequence[Any] | None = None) -> list[Any]:
-    """Distinct values in the order a figure shows them: numbers ascending, anything else
-    in the spec's grid order, then as text."""
-    distinct = list(dict.fromkeys(hashable(v) for v in values))
-    if all(is_number(v) for v in distinct):
-        return sorted(distinct)
-    position = {hashable(v): i for i, v in enumerate(order or [])}
-    return sorted(distinct, key=lambda v: (position.get(v, len(position)), str(v)))
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
-
-
-def log_base(values: Sequence[Any]) -> int | None:
-    """2 or 10 when the values read best on a log axis (batch sizes, learning rates)."""
-    if len(values) < 2 or not all(is_number(v) and v > 0 for v in values):
-        return None
-    if all(float(v).is_integer() and int(v) & (int(v) - 1) == 0 for v in values):
-        return 2
-    return 10 if max(values) / min(values) >= 10 else None
-
-
-def colours(values: Sequence[Any]) -> dict[Any, tuple[float, ...]]:
-    """A colour per value: a sequential map over ordered numbers (small dark, large
-    light), distinct hues for categories."""
-    if values and all(is_number(v) for v in values) and len(values) > 1:
-        cmap = colormaps["viridis"]
-        # Stop short of viridis' pale yellow end, which vanishes on white.
-        return {v: cmap(0.85 * i / (len(values) - 1)) for i, v in enumerate(values)}
-    cmap = colormaps["tab10" if len(values) <= 10 else "tab20"]
-    return {v: cmap(i % cmap.N) for i, v in enumerate(values)}
-
-
-def series_colours(keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[float, ...]]:
-    """A colour per series key: one swept axis gets the colours its values get in the
-    learning curves (batch sizes sequential in both figures); several axes, a hue each."""
-    if all(len(key) == 1 for key in keys):
-        by_value = colours([key[0] for key in keys])
-        return {key: by_value[key[0]] for key in keys}
-    return colours(keys)
-
-
 def heading(figure: Figure, title: str, what: str) -> None:
     figure.suptitle(f"{title}\n{what}" if title else what)
 
@@ -127,8 +84,9 @@ def _x_axis(axes: Axes, param: str, values: list[Any], numeric: bool) -> None:
     base = log_base(values)
     if base is not None:
         axes.set_xscale("log", base=base)
-        axes.set_xticks(values, value_texts(values))
-        axes.minorticks_off()
+        if len(values) <= crowds.CROWD:  # past it the ticks overlap: the scale's own
+            axes.set_xticks(values, value_texts(values))
+            axes.minorticks_off()
 
 
 def metric_vs_param(
@@ -166,8 +124,14 @@ def metric_vs_param(
     values = ordered(scored[param], orders.get(param))
     numeric = all(is_number(v) for v in values)
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
-    lines = split_by(scored, series, orders)
-    palette = series_colours([key for key, _ in lines]) if len(lines) > 1 else {}
+    crowd = None
+    if series and scored.groupby(series).ngroups > MAX_SERIES:  # a crowd (analysis.crowds)
+        crowd = crowds.SeriesCrowd.of(scored, series, param, metric, mode, position, orders)
+        none = scored.iloc[:0]  # the lines' keys are all the references need
+        lines, palette = [(key, none) for key in crowd.colours], dict(crowd.colours)
+    else:
+        lines = split_by(scored, series, orders)
+        palette = series_colours([key for key, _ in lines]) if len(lines) > 1 else {}
     among = {key: ordered(scored[key], orders.get(key)) for key in [*series, *panel_keys]}
     count = repeats(scored, point)
     panels = split_by(scored, panel_keys, orders)
@@ -177,11 +141,16 @@ def metric_vs_param(
 
     figure = Figure(figsize=size, layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
-    style = _Lines(param, metric, series, palette, position, numeric, count, among,
-                   crowded=len(lines) > MAX_SERIES)  # fmt: skip
+    style = _Lines(param, metric, series, palette, position, numeric, count, among)
     means: list[tuple[Axes, tuple[float, float]]] = []  # every point, for the best
+    named: dict[str, Line2D] = {}
     for axes, (key, panel) in zip(grid, panels, strict=False):
-        means += [(axes, xy) for xy in style.draw(axes, split_by(panel, series, orders))]
+        if crowd is None:
+            points = style.draw(axes, split_by(panel, series, orders))
+        else:
+            points, drawn_out = crowd.draw(axes, panel)
+            named |= drawn_out
+        means += [(axes, xy) for xy in points]
         shown = [in_panel(reference, facet, key) for reference in references]
         draw_references(axes, shown, param, metric, series, lines, palette, position)
         draw_threshold(axes, threshold, param, metric, position)
@@ -197,8 +166,12 @@ def metric_vs_param(
     for axes in grid[::columns]:
         axes.set_ylabel(direction(metric, mode))
     legend(figure, grid[0] if len(panels) == 1 else None)
+    if crowd is not None:
+        crowd.palette.key(figure, grid[: len(panels)])
+        crowds.name_extremes(figure, named, metric)
     per = f", a panel per {facet}" if facet else ""
-    heading(figure, title, f"{metric} vs {param}{per} ({averaged(count)})")
+    each = averaged(count).replace(" ± std", "") if crowd else averaged(count)  # no bars
+    heading(figure, title, f"{metric} vs {param}{per} ({each})")
     return figure
 
 
@@ -214,7 +187,6 @@ class _Lines:
     numeric: bool
     count: int  # repeats a point averages, at most
     among: dict[str, list[Any]]
-    crowded: bool
 
     def draw(
         self, axes: Axes, groups: list[tuple[tuple[Any, ...], pd.DataFrame]]
@@ -223,18 +195,17 @@ class _Lines:
         param, metric, series = self.param, self.metric, self.series
         means: list[tuple[float, float]] = []
         for index, (key, group) in enumerate(groups):
-            colour = "grey" if self.crowded else self.palette.get(key, "tab:blue")
+            colour = self.palette.get(key, "tab:blue")
             named = dict(zip(series, key, strict=True))
-            label = config_label(named, series, self.among) if series and not self.crowded else None
+            label = config_label(named, series, self.among) if series else None
             # Side by side, not on top of each other, where categories share an x.
-            shift = 0.0 if self.numeric or self.crowded else 0.08 * (index - (len(groups) - 1) / 2)
+            shift = 0.0 if self.numeric else 0.08 * (index - (len(groups) - 1) / 2)
             stats = group.groupby(param)[metric].agg(["mean", "std", "size"])
             stats = stats.loc[[v for v in self.position if v in stats.index]]
             xs = np.array([self.position[v] for v in stats.index]) + shift
             spread = stats["std"].fillna(0.0).to_numpy() if self.count > 1 else None
             axes.errorbar(xs, stats["mean"].to_numpy(), yerr=spread, marker="o", capsize=4,
-                          color=colour, label=label,
-                          linestyle="none" if self.crowded else "-")  # fmt: skip
+                          color=colour, label=label)  # fmt: skip
             if self.count > 1:
                 dots = group[param].map(self.position).to_numpy() + shift
                 axes.scatter(dots, group[metric], s=12, color=colour, alpha=0.35, linewidths=0)
@@ -266,12 +237,16 @@ def learning_curves(
     *,
     metrics: Sequence[str] | None = None,
     order: Sequence[Any] | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
     title: str = "",
 ) -> Figure:
     """Every trial's metrics per epoch on one figure, each trial coloured by its value of
     `by` (None: all one colour): accuracy and loss, training beside validation, then a
     panel per metric of the trainer's own (`train_x` beside `val_x`). `metrics` names the
-    panels; by default every metric the epochs have (analysis.metrics)."""
+    panels; by default every metric the epochs have (analysis.metrics). Past CROWD
+    configurations, a crowd (analysis.crowds): its best and worst by `metric` (by default
+    the run's) drawn out."""
     if "trial_id" not in epochs.columns or epochs.empty:
         raise RunDataError("the epochs frame is empty: no learning curves to draw")
     # A frame made by hand may carry the trainer's own names (`loss`, `accuracy`).
@@ -297,12 +272,21 @@ def learning_curves(
     grid = figure.subplots(len(rows), 2, sharex=True, squeeze=False)
     panels = {column: axes for row, line in zip(rows, grid, strict=True)
               for column, axes in zip(row, line, strict=True) if column}  # fmt: skip
-    for _, trial in drawn.sort_values("trial_id").iterrows():
-        curve = epochs[epochs["trial_id"] == trial["trial_id"]].sort_values("epoch")
-        colour = palette[hashable(trial[by]) if by is not None else None]
-        for column, axes in panels.items():
-            axes.plot(curve["epoch"], curve[column], color=colour, alpha=0.8, linewidth=1.4,
-                      marker="o", markersize=2.5)  # fmt: skip
+    crowd = crowds.configurations(drawn, by) > crowds.CROWD
+    if crowd:
+        metric = metric or str(trials.attrs.get("metric") or DEFAULT_METRIC)
+        mode = mode or infer_mode(metric)
+        key, named = crowds.learning_curves(panels, drawn, epochs, by, order, metric, mode)
+    else:
+        curves = {trial_id: curve.sort_values("epoch")
+                  for trial_id, curve in epochs.groupby("trial_id", sort=False)}  # fmt: skip
+        for _, trial in drawn.sort_values("trial_id").iterrows():
+            curve = curves[trial["trial_id"]]
+            # A configuration without the key (a `when` left it out) is grey.
+            colour = palette.get(hashable(trial[by]) if by is not None else None, MISSING)
+            for column, axes in panels.items():
+                axes.plot(curve["epoch"], curve[column], color=colour, alpha=0.8, linewidth=1.4,
+                          marker="o", markersize=2.5)  # fmt: skip
     names = dict(EPOCH_PANELS)
     for row, line in zip(rows, grid, strict=True):
         for column, axes in zip(row, line, strict=True):
@@ -319,7 +303,10 @@ def learning_curves(
             _share_y(line)
     for axes in grid[-1]:  # the rows above share its x axis
         axes.set_xlabel("epoch")
-    if by is not None:
+    if crowd:
+        key.key(figure, list(panels.values()))
+        crowds.name_extremes(figure, named, metric)
+    elif by is not None:
         handles = [Line2D([], [], color=palette[v], linewidth=2) for v in values]
         figure.legend(handles, value_texts(values), title=by, loc="outside right upper")
     what = f"learning curves, {len(drawn)} trials" + (f", coloured by {by}" if by else "")

@@ -12,6 +12,7 @@ import pandas as pd
 from rich.text import Text
 
 from analysis import Run, Threshold, find_threshold, report_table
+from analysis.importance import importance
 from analysis.load import hashable
 from analysis.metrics import BUILT_IN, metric_mode, run_metric, shown_metrics
 from analysis.numbers import metric_decimals, metric_text, value_text
@@ -35,6 +36,7 @@ class Report:
     metric: str
     mode: str = "max"  # the metric's direction
     custom: tuple[str, ...] = ()  # the run's own metrics, beside `metric` in every table
+    importance: pd.DataFrame | str = ""  # each parameter's share (fANOVA), or why none
 
     def layout(self) -> dict[str, Any]:
         """How the tables print (render.display_frame): the swept values told apart, each
@@ -94,6 +96,8 @@ class Report:
         if self.threshold is not None:
             heading = f"{self.threshold.param} threshold ({self.threshold.metric})"
             tables["threshold"] = (heading, threshold_frame(self.threshold), [])
+        if isinstance(self.importance, pd.DataFrame):
+            tables["importance"] = ("importance (fANOVA)", self.importance, [])
         if not self.best.empty:
             tables["best"] = ("best trial", self.best, [])
         return tables
@@ -106,6 +110,8 @@ class Report:
             answers = _reference_thresholds(self.run, self.metric, self.mode)
             lines += [f"the same rule on ref{index}'s figures: {answer}"
                       for index, answer in answers]  # fmt: skip
+        if isinstance(self.importance, str) and self.importance:
+            lines.append(self.importance)
         if not self.best.empty:
             best, trials = self.best.iloc[0], self.run.trials
             config = "  ".join(f"{key}={value_text(best[key], trials[key].map(hashable))}"
@@ -139,7 +145,9 @@ def build_report(run: Run, metric: str | None = None) -> Report:
     if alone and metric in trials.columns and not (nothing_measured and diverged):
         threshold = find_threshold(trials, metric=metric, mode=mode)
     best = _best_trial(trials, run.swept, metric, mode)
-    return Report(run, title, table, sources, threshold, best, metric, mode, custom)
+    # One parameter swept, there is nothing to rank: no importance, and no line saying so.
+    ranked = importance(trials, run.swept, metric, mode) if len(config_keys(run.swept)) > 1 else ""
+    return Report(run, title, table, sources, threshold, best, metric, mode, custom, ranked)
 
 
 def _best_trial(trials: pd.DataFrame, swept: list[str], metric: str, mode: str) -> pd.DataFrame:
@@ -170,10 +178,15 @@ def figures(report: Report) -> list[tuple[str, bytes, bool]]:
     """Each figure of the run as (file name, PNG, whether it is a close-up), drawn once
     for both the plots/ folder and the page."""
     from analysis.figures import run_figures  # matplotlib: only when figures are wanted
+    from analysis.importance_plot import importance_bars
     from analysis.plots import png
 
-    return [(plot.name, png(plot.figure), plot.detail)
-            for plot in run_figures(report.run, report.threshold, report.metric)]  # fmt: skip
+    drawn = [(plot.name, png(plot.figure), plot.detail)
+             for plot in run_figures(report.run, report.threshold, report.metric)]  # fmt: skip
+    if isinstance(report.importance, pd.DataFrame):
+        bars = importance_bars(report.importance, report.metric, title=report.run.title)
+        drawn.append(("importance.png", png(bars), False))
+    return drawn
 
 
 def html_page(report: Report, drawn: list[tuple[str, bytes, bool]]) -> str:

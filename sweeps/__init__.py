@@ -15,14 +15,15 @@ from typing import Any
 
 from sweeps.version import __version__
 
-__all__ = ["__version__", "run"]
+__all__ = ["__version__", "load_model", "run"]
 
 
 def __getattr__(name: str) -> Any:
-    """`sweeps.run`, the Python API (sweeps.api), imported when first asked for: the
-    command line, which imports this package first, does not pay for it."""
-    if name == "run":
-        from sweeps.api import run
+    """`sweeps.run` and `sweeps.load_model`, the Python API (sweeps.api), imported when
+    first asked for: the command line, which imports this package first, does not pay
+    for it."""
+    if name in ("run", "load_model"):
+        from sweeps import api
 
-        return run
+        return getattr(api, name)
     raise AttributeError(f"module 'sweeps' has no attribute {name!r}")

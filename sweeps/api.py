@@ -29,7 +29,7 @@ from analysis.load import Run, load_run
 from sweeps.plan.overrides import Overrides
 from sweeps.plan.spec import SweepSpec, load_spec, parse_spec
 
-__all__ = ["OVERRIDES", "NoMetricError", "SweepWarning", "run"]
+__all__ = ["OVERRIDES", "NoMetricError", "SweepWarning", "load_model", "run"]
 
 # run()'s keywords, each a flag of `sweeps run` -> the field of Overrides it sets.
 OVERRIDES = {
@@ -109,6 +109,26 @@ def run(
             f" continue with `sweeps resume {outcome.run_dir}`"
         )
     return load_run(outcome.run_dir)
+
+
+def load_model(
+    run_dir: str | os.PathLike[str],
+    config_id: str,
+    which: str | None = None,
+    device: str = "cpu",
+) -> Any:
+    """A configuration's trained model from a run kept with `checkpoint: last | best`: a
+    torch module, built from the configuration's config with the weights of its best
+    epoch (`which="best"`), its last (`"last"`), or by default best where the run kept it.
+    It maps images (N, H, W) scaled to [0, 1] to logits (N, 10); `.config` is its config.
+    `config_id` is the configuration's `trial_id` in the rows. CheckpointError (a
+    RunDataError) naming what is missing."""
+    from analysis.rundir import RunDir
+    from sweeps.runs.checkpoints import checkpoint_file, read_checkpoint
+    from trainers.checkpoint import load_model as build
+
+    place = RunDir.of(os.fspath(run_dir)).place
+    return build(read_checkpoint(checkpoint_file(place, config_id, which)), device)
 
 
 def overrides_of(keywords: Mapping[str, Any]) -> Overrides:

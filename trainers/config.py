@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from trainers.data import Dataset, load_dataset
-from trainers.models import build_model
+# torch is imported by the checks that build a model: the sweep specs read this module's
+# names, and the command line does not wait for torch.
+if TYPE_CHECKING:
+    from trainers.data import Dataset
 
 DATASETS = ("mnist", "fashion_mnist", "digits")
 MODELS = ("mlp", "cnn1", "cnn2", "cnn3")
@@ -150,6 +150,10 @@ def check_config(config: Mapping[str, Any], dataset: Dataset) -> TrainConfig:
             f" got {cfg.batch_size}"
         )
     if cfg.model != "mlp":  # an MLP fits any image; a CNN's layers must not shrink to nothing
+        import torch
+
+        from trainers.models import build_model
+
         try:
             build_model(
                 cfg.model,
@@ -173,6 +177,8 @@ def checked_configs(
     """The configs validated against `dataset`, loaded from the first one's data root when
     not given (a sweep passes the one its driver loaded)."""
     if dataset is None:
+        from trainers.data import load_dataset
+
         first = TrainConfig.from_dict(configs[0])
         dataset = load_dataset(first.dataset, first.data_dir, first.download)
     return [check_config(config, dataset) for config in configs], dataset

@@ -58,7 +58,10 @@ def train_members(
 
 def train_bundle(bundle: Bundle, report: MembersReport | None = None) -> list[dict[str, Any]]:
     """`bundle` trained alone, a pack of one; each configuration's final metrics in the
-    given order. Whatever the bundle raises is raised here, as it was."""
+    given order. Whatever the bundle raises is raised here, as it was. A bundle restored
+    at its last epoch (trainers.checkpoint) only finishes."""
+    if not bundle.epochs_left:
+        return bundle.finish()
     each = None if report is None else (lambda place, metrics: report(metrics))
     finals: list[list[dict[str, Any]]] = []
     train_bundles([(0, bundle)], each, lambda place, final: finals.append(final), _raise)

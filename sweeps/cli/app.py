@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
+from sweeps.cli import export as export_cli
 from sweeps.cli import jobs as jobs_cli
 from sweeps.cli import report as report_cli
 from sweeps.cli import train as train_cli
@@ -51,6 +52,7 @@ app = typer.Typer(
 # after this module's own, in this order.
 app.add_typer(train_cli.app)
 app.add_typer(report_cli.app)
+app.add_typer(export_cli.app)
 app.add_typer(jobs_cli.app)
 
 AddressOption = Annotated[
@@ -254,21 +256,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit_code(error: Exception) -> int | None:
-    """A library error printed as one line; its exit code, or None for a bug. Imported
-    here so that `sweeps --help` does not wait for Ray and torch."""
-    from sweeps.cluster.jobs import JobsError, JobsInputError
-    from sweeps.runs.runner import ResultsWriteError
-
-    if isinstance(error, (*_input_errors(), JobsInputError)):
+    """A library error printed as one line; its exit code, or None for a bug."""
+    if isinstance(error, (SpecError, report_cli.BadInput)) or _raised(error, _INPUT_ERRORS):
         fail(str(error))
         return 2
-    if isinstance(error, ResultsWriteError):
+    if _raised(error, {"sweeps.runs.runner": "ResultsWriteError"}):
         fail(str(error))
         errors.print(f"once it can be written: `sweeps resume {error.run_dir}`",
                      highlight=False, soft_wrap=True)  # fmt: skip
         return 1
-    if isinstance(error, (JobsError, report_cli.WriteFailed)):  # refused while working
-        fail(str(error))
+    if isinstance(error, report_cli.WriteFailed) or _raised(error, _WORK_ERRORS):
+        fail(str(error))  # refused while working
         return 1
     if isinstance(error, ConnectionError):  # `--address` names no Ray cluster
         fail(f"cannot reach Ray: {error}")
@@ -276,15 +274,26 @@ def _exit_code(error: Exception) -> int | None:
     return None
 
 
-def _input_errors() -> tuple[type[Exception], ...]:
-    """The library's exceptions that mean bad input: exit 2, nothing started."""
-    from analysis import RunDataError
-    from analysis.place import StorageError
-    from sweeps.cluster.resources import ResourceError
-    from sweeps.cluster.shipping import ShippingError
-    from sweeps.runs.runlock import RunInUse
-    from sweeps.runs.trainable import TrainerImportError
-    from trainers import ConfigError, DataNotFoundError
+# The library's exceptions, each by the module that defines it. An error of a module that
+# was never imported was never raised: a failing `sweeps report` finds its exit code without
+# importing Ray and torch.
+_INPUT_ERRORS = {  # bad input: exit 2, nothing started
+    "analysis.place": "StorageError",
+    "analysis.rundir": "RunDataError",
+    "sweeps.cluster.jobs": "JobsInputError",
+    "sweeps.cluster.resources": "ResourceError",
+    "sweeps.cluster.shipping": "ShippingError",
+    "sweeps.runs.runlock": "RunInUse",
+    "sweeps.runs.trainable": "TrainerImportError",
+    "trainers.config": "ConfigError",
+    "trainers.data": "DataNotFoundError",
+}
+_WORK_ERRORS = {"sweeps.cluster.jobs": "JobsError"}  # refused while working: exit 1
 
-    return (SpecError, ConfigError, DataNotFoundError, TrainerImportError, StorageError,
-            ResourceError, ShippingError, RunDataError, RunInUse, report_cli.BadInput)  # fmt: skip
+
+def _raised(error: Exception, classes: dict[str, str]) -> bool:
+    """Whether `error` is one of `classes` (module: class name), of the modules imported."""
+    return any(
+        module in sys.modules and isinstance(error, getattr(sys.modules[module], name))
+        for module, name in classes.items()
+    )

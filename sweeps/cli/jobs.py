@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from ray.job_submission import JobSubmissionClient
 from rich.table import Table
 
 from sweeps.cli.console import console, say
@@ -29,9 +28,13 @@ from sweeps.cli.options import (
     SpecArgument,
     overrides,
 )
-from sweeps.cluster import jobs
 from sweeps.cluster.shipping import plan_code
 from sweeps.plan.spec import SpecError
+
+# Ray's jobs client (sweeps.cluster.jobs) is imported by the commands that talk to a
+# cluster: `sweeps --help` and `sweeps logs RUN_DIR` do not wait for Ray.
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
 
 app = typer.Typer()
 
@@ -98,6 +101,7 @@ def submit(
 
         sweeps submit my-model/sweep.yaml --address http://HEAD:8265 --results /shared/sweeps
     """
+    from sweeps.cluster import jobs
     from sweeps.plan.groups import configurations
     from sweeps.runs.runner import check_configs, new_run_id
     from sweeps.runs.trainable import import_folders, importable_from
@@ -137,6 +141,8 @@ def list_jobs(address: Address, token_file: TokenFile = None) -> None:
 
         sweeps jobs --address http://HEAD:8265
     """
+    from sweeps.cluster import jobs
+
     client = _connect(address, token_file)
     table = Table("job", "sweep", "state", "age", "message", box=None, pad_edge=False)
     for job in jobs.call(lambda: jobs.list_jobs(client), address):
@@ -150,6 +156,8 @@ def list_jobs(address: Address, token_file: TokenFile = None) -> None:
 @app.command("status")
 def status(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
     """A job's state (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) and Ray's message."""
+    from sweeps.cluster import jobs
+
     client = _connect(address, token_file)
     info = jobs.call(lambda: client.get_job_info(job_id), address)
     message = " ".join((info.message or "").split())
@@ -219,6 +227,8 @@ def logs(
     if address is None:  # required for a job, as it always was
         raise SpecError(f"{run_or_job!r} is no run directory; as a job's id it needs --address"
                         f" (or ${' or $'.join(ADDRESS_VARIABLES)})")  # fmt: skip
+    from sweeps.cluster import jobs
+
     job_id = run_or_job
     client = _connect(address, token_file)
     if follow:
@@ -230,6 +240,8 @@ def logs(
 @app.command("stop")
 def stop(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
     """Stop a job: its finished trials stay in the results."""
+    from sweeps.cluster import jobs
+
     client = _connect(address, token_file)
     stopped = jobs.call(lambda: client.stop_job(job_id), address)
     console.print(f"{job_id}: {'stop requested' if stopped else 'already finished'}")
@@ -238,6 +250,8 @@ def stop(job_id: JobId, address: Address, token_file: TokenFile = None) -> None:
 def _connect(address: str, token_file: Path | None) -> JobSubmissionClient:
     """jobs.connect to `address` as found here: Ray's client would let RAY_ADDRESS (or
     RAY_API_SERVER_ADDRESS) override even an address given with --address."""
+    from sweeps.cluster import jobs
+
     hidden = {name: os.environ.pop(name) for name in ADDRESS_VARIABLES if name in os.environ}
     try:
         return jobs.connect(address, token_file)

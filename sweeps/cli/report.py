@@ -103,16 +103,31 @@ def _data(text: str) -> None:
 def _prose(text: str, fmt: str) -> None:
     """A line for people: on stdout beside a table, on stderr beside data, which it would spoil."""
     if fmt == "table":
-        console.print(text, highlight=False, soft_wrap=True)
+        # Text, not markup: "pip install 'sweeps[search]'" keeps its brackets.
+        console.print(text, highlight=False, soft_wrap=True, markup=False)
     else:
         say(text)
 
 
+MAX_TABLE_ROWS = 50  # configurations a terminal table shows; the data formats have all
+
+
 def _write_table(report: Report) -> None:
     console.print(report.status(), highlight=False, soft_wrap=True)
-    _emit(report.table, "table", report.title, report.sources, report.layout())
+    table, metric = report.table, report.metric
+    if len(table) > MAX_TABLE_ROWS and metric in table.columns:
+        # A thousand rows scroll past unread (and take a second to lay out): the best.
+        ranked = table[metric].rank(ascending=report.mode == "min", method="first")
+        table = table[ranked <= MAX_TABLE_ROWS]
+    _emit(table, "table", report.title, report.sources, report.layout())
+    if len(table) < len(report.table):
+        _prose(f"the {len(table)} best of {len(report.table)} configurations by {metric};"
+               " --format csv, markdown or json has every one", "table")  # fmt: skip
     if report.threshold is not None:
         console.print(threshold_block(report.threshold), crop=False)
+    if "importance" in (tables := report.tables()):
+        heading, frame, _ = tables["importance"]
+        _emit(frame, "table", heading)
     for line in report.notes():
         _prose(line, "table")
 
@@ -174,33 +189,40 @@ def report(
             " mean and <metric>_std, not a row per configuration.",
         ),
     ] = False,
-    plots: Annotated[bool, typer.Option(help="Write PNG figures to <run>/plots/.")] = True,
+    plots: Annotated[
+        bool, typer.Option(help="Write PNG figures to <run>/plots/ (with --format table).")
+    ] = True,
     html: Annotated[
         bool,
         typer.Option("--html", help="Also write <run>/report.html: one self-contained page."),
     ] = False,
 ) -> None:
-    """Tables as the reports printed them, the threshold, the best trial, and plots.
+    r"""Tables as the reports printed them, the threshold, the best trial, and plots.
 
     The tables show the metric (--metric, by default the spec's) and every metric of the
     trainer's own. The batch-size threshold appears when the sweep varies batch size
-    alone; figures go to <run>/plots/: each metric against each swept parameter, every
-    trial's learning curves on one figure, parallel coordinates (2+ axes), confusion
-    matrices. --where KEY=VALUE reports on the configurations with that value only.
+    alone; where 2+ parameters vary, each one's importance (fANOVA, with optuna: pip
+    install 'sweeps\[search]'). Past 50 configurations the table shows the 50 best.
+    Figures go to <run>/plots/: each metric against each swept parameter (of a random or
+    TPE search, or sampled values: a point a configuration), every trial's learning curves
+    on one figure, parallel coordinates and the importance (2+ axes), confusion matrices;
+    past 12 configurations, coloured through a colour bar, the best and the worst 3 drawn
+    out. --where KEY=VALUE reports on the configurations with that value only.
 
     --html also writes <run>/report.html, one page that opens offline in a browser: the
     tables, the figures embedded, every trial, the spec and the manifest (with --no-plots,
     the figures are in the page only).
 
     Formats: table (the default) is for reading. With markdown, csv and json, stdout holds
-    only data, for a file or a program; the status line, the threshold's answer, the best
-    trial and where the plots went go to stderr.
+    only data, for a file or a program, and no figure is drawn (but for --html's page); the
+    status line, the threshold's answer and the best trial go to stderr.
 
     markdown: every table, each under a ### heading.
 
     json: one object: "run" (sweep, id, path, trials, finished, failed), "title" and
     "sources" of the report table, and "tables": "report", "threshold" (when the sweep varies
-    batch size) and "best", each a list of rows as objects, a missing value as null.
+    batch size), "importance" (parameter, importance) and "best", each a list of rows as
+    objects, a missing value as null.
 
     csv: tidy data, pd.read_csv's frame: a row per configuration (trial_id, each swept key,
     status, each metric), or with --aggregate per combination of swept values (runs,
@@ -211,20 +233,23 @@ def report(
 
         sweeps report results/report-a-batch-size/20261122-004609-8bb2
 
-        sweeps report RUN_DIR --format markdown --no-plots > report.md
+        sweeps report RUN_DIR --format markdown > report.md
 
-        sweeps report RUN_DIR --format json --no-plots | jq '.tables.threshold'
+        sweeps report RUN_DIR --format json | jq '.tables.threshold'
 
         sweeps report RUN_DIR --html
 
         sweeps report RUN_DIR --metric val_macro_f1 --where lr=0.01 --no-plots
 
-        sweeps report RUN_DIR --format csv --aggregate --no-plots > configurations.csv
+        sweeps report RUN_DIR --format csv --aggregate > configurations.csv
     """
     fmt = _format(fmt)
     if aggregate and fmt != "csv":
         raise BadInput(f"--aggregate shapes the csv rows: use it with --format csv, not {fmt}")
     run = select(load_run(run_dir), where or [])
+    # Data formats are for programs, which the figures would only slow (tens of seconds on
+    # a large run): only the table draws them, and --html, whose page embeds them.
+    plots = plots and fmt == "table"
     # A run read from where it cannot be written (another user's, a read-only mount): said
     # before any of the report is printed, with the way to read it there.
     if plots:

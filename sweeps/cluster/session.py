@@ -155,11 +155,13 @@ def ray_session(
     num_cpus: int | None = None,
     dashboard: Say | None = None,
     import_path: Sequence[str] = (),
+    say: Say | None = None,
 ) -> Iterator[bool]:
     """Ray for the length of a run: a fresh embedded one (address None or "local", sized by
     `num_cpus`, default all of this machine) or the cluster at `address` joined. Yields
     True if it started or joined Ray and shuts it down at the end; False if this process
-    had already called ray.init: that Ray is used as it is and left running.
+    had already called ray.init: that Ray is used as it is and left running. `say` hears
+    that Ray starts, or is joined, before the seconds that takes.
 
     With `dashboard`, an embedded Ray starts with its dashboard (on 127.0.0.1 only: it runs
     any job it is sent; else none: it costs a process and seconds of start-up), and
@@ -171,12 +173,12 @@ def ray_session(
         yield False
         return
     if address is None or address == "local":
-        with _embedded_ray(num_cpus, dashboard, import_path):
+        with _embedded_ray(num_cpus, dashboard, import_path, say):
             yield True
         return
     if num_cpus is not None:
         raise ValueError(f"num_cpus={num_cpus} sizes an embedded Ray, not the one at {address!r}")
-    _join(address, dashboard)
+    _join(address, dashboard, say)
     try:
         yield True
     finally:
@@ -185,18 +187,21 @@ def ray_session(
 
 @contextlib.contextmanager
 def _embedded_ray(
-    num_cpus: int | None, dashboard: Say | None, import_path: Sequence[str]
+    num_cpus: int | None, dashboard: Say | None, import_path: Sequence[str], say: Say | None
 ) -> Iterator[None]:
     import ray
+    from ray._private.utils import get_num_cpus
+
+    if say is not None:
+        say(f"starting Ray (local, {num_cpus or get_num_cpus():g} CPUs)")
 
     # The reaper starts before ray.init, so a driver killed while Ray starts up still
     # leaves nothing behind.
     reaper = start_reaper()
     try:
         try:
-            options = {**_INIT_OPTIONS, "include_dashboard": dashboard is not None,
-                       **_runtime_env(import_path)}  # fmt: skip
-            with keeping_sigterm():
+            options = {**_INIT_OPTIONS, "include_dashboard": dashboard is not None}
+            with keeping_sigterm(), _workers_path(import_path):
                 context = ray.init(address="local", num_cpus=num_cpus, **options)
         except (ConnectionError, RuntimeError, TimeoutError) as error:
             raise RayStartError(f"cannot start a local Ray: {_first_line(error)}") from error
@@ -208,15 +213,23 @@ def _embedded_ray(
         stop_reaper(reaper)
 
 
-def _runtime_env(import_path: Sequence[str]) -> dict[str, Any]:
-    """ray.init's job-wide runtime_env putting `import_path` on every worker's PYTHONPATH,
-    ahead of the user's own. Named, not shipped (py_modules, working_dir would upload the
-    folders): an embedded Ray's workers run on this machine, where the folders are."""
-    if not import_path:
-        return {}
-    inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    path = os.pathsep.join(dict.fromkeys(p for p in (*import_path, *inherited) if p))
-    return {"runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+@contextlib.contextmanager
+def _workers_path(import_path: Sequence[str]) -> Iterator[None]:
+    """`import_path` first on the PYTHONPATH of the processes ray.init starts, ahead of the
+    user's own: the raylet hands its environment to every worker. Named, not shipped: an
+    embedded Ray's workers run on this machine, where the folders are. Not a job-wide
+    runtime_env: with one, the workers Ray starts ahead of time stay idle and each trial's
+    worker starts afresh, seconds each."""
+    inherited = os.environ.get("PYTHONPATH")
+    folders = (*import_path, *(inherited or "").split(os.pathsep))
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in folders if p))
+    try:
+        yield
+    finally:
+        if inherited is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = inherited
 
 
 _INIT_OPTIONS: dict[str, Any] = {
@@ -226,13 +239,15 @@ _INIT_OPTIONS: dict[str, Any] = {
 }
 
 
-def _join(address: str, dashboard: Say | None) -> None:
+def _join(address: str, dashboard: Say | None, say: Say | None) -> None:
     import ray
 
     found = _resolve_auto() if address == "auto" else address
     check_address(found)
     if not found.startswith("ray://"):
         _check_local_node(found)
+    if say is not None:
+        say(f"joining the Ray cluster at {found}")
     try:
         # "auto" itself, not what it found: only an address found automatically lets
         # ray.init pick up this machine's auth token.

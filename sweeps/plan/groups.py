@@ -23,7 +23,8 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from sweeps.plan.spec import DEFAULT_TRAINER, Sampled, SweepSpec
+from sweeps.plan.search import axes, draw, examples, template
+from sweeps.plan.spec import DEFAULT_TRAINER, SweepSpec
 
 MAX_BUNDLE = 8  # the largest group `max_bundle: auto` makes on the CPU
 CPU_MIN_BATCH = 32  # below this a fused CPU step is no faster than K separate ones (Xeon)
@@ -40,6 +41,15 @@ class RunPlan:
     groups: list[list[int]]  # what each Tune trial trains: indices into `configs`
     sizes: list[list[int]]  # each trial's bundles, as sizes in `groups` order (a pack: 2+)
     slots: int = 1  # trials the cluster runs at once: how many packs to make
+    # `resume` with checkpoints: a configuration's index -> the configuration id whose
+    # checkpoints/<id>/last.pt it goes on from (sweeps.runs.checkpoints).
+    resume_from: dict[int, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def shapes(self) -> list[Config]:
+        """Configurations with every key the run's configurations may have, and each kind
+        of value (the results' columns are made from them)."""
+        return shapes(self.spec, self.configs)
 
     def members(self, group: int) -> list[Config]:
         return [self.configs[index] for index in self.groups[group]]
@@ -94,33 +104,40 @@ class RunPlan:
 
 def configurations(spec: SweepSpec) -> list[Config]:
     """The grid (and repeats) `num_samples` times, each sampled parameter drawn afresh for
-    every configuration from a generator seeded by the spec's seed."""
-    axes: dict[str, list[Any]] = dict(spec.grid)
-    if spec.repeats > 1:
-        axes["seed"] = spec.seeds
-    head = {"dataset": spec.dataset} if spec.dataset is not None else {}
+    every configuration from a generator seeded by the spec's seed; `search: random`
+    draws every swept key instead of taking the grid's product; `search: tpe` leaves
+    them to the search (sweeps.plan.search), which proposes them as the run goes."""
+    if spec.search == "tpe":
+        return [template(spec) for _ in range(spec.num_samples)]
     rng = random.Random(int(spec.base.get("seed", 0)))
+    seeds = [{"seed": seed} for seed in spec.seeds] if spec.repeats > 1 else [{}]
+    if spec.search == "random":
+        every = axes(spec)
+        drawn = [draw(every, rng) for _ in range(spec.num_samples)]
+        return [{**template(spec), **values, **seed} for values in drawn for seed in seeds]
+    grid: dict[str, list[Any]] = dict(spec.grid)
+    if spec.repeats > 1:
+        grid["seed"] = spec.seeds
+    sampled = [axis for axis in axes(spec) if axis.key in spec.sample]
     configs = []
     for _ in range(spec.num_samples):
-        for values in itertools.product(*axes.values()):
-            drawn = {key: _draw(sampled, rng) for key, sampled in spec.sample.items()}
-            configs.append({**head, **spec.base, **dict(zip(axes, values, strict=True)), **drawn})
+        for values in itertools.product(*grid.values()):
+            point = dict(zip(grid, values, strict=True))
+            configs.append({**template(spec), **point, **draw(sampled, rng, point)})
     return configs
 
 
-def _draw(sampled: Sampled, rng: random.Random) -> Any:
-    if sampled.choice is not None:
-        return rng.choice(sampled.choice)
-    if sampled.uniform is not None:
-        return rng.uniform(*sampled.uniform)
-    low, high = sampled.loguniform or (1.0, 1.0)
-    return math.exp(rng.uniform(math.log(low), math.log(high)))
+def shapes(spec: SweepSpec, configs: list[Config]) -> list[Config]:
+    """`configs`, or for a TPE search (whose configurations are known only as it proposes
+    them) an example of each value it may propose: what is checked before a run."""
+    return examples(spec) if spec.search == "tpe" else configs
 
 
 def fusable_spec(spec: SweepSpec) -> bool:
     """Whether the spec's configurations may be grouped at all: the built-in trainer, FIFO
-    scheduling (ASHA stops trials one by one)."""
-    return spec.fuse == "auto" and spec.trainer == DEFAULT_TRAINER and spec.scheduler == "fifo"
+    scheduling (ASHA stops trials one by one), no checkpoints (a configuration's own)."""
+    return (spec.fuse == "auto" and spec.trainer == DEFAULT_TRAINER and spec.scheduler == "fifo"
+            and spec.search != "tpe" and spec.checkpoint == "off")  # fmt: skip
 
 
 def plan_run(spec: SweepSpec, configs: list[Config], slots: int) -> RunPlan:
@@ -146,6 +163,10 @@ def packs_apply(spec: SweepSpec) -> bool:
     """Whether the spec's bundles share trials: `pack: on`, or `auto` on a GPU; only for the
     built-in trainer and FIFO (ASHA stops trials, not bundles)."""
     if spec.trainer != DEFAULT_TRAINER or spec.scheduler != "fifo" or spec.pack == "off":
+        return False
+    if spec.search == "tpe":  # a trial a configuration, proposed as the run goes
+        return False
+    if spec.checkpoint != "off":  # a checkpoint a trial: one configuration each
         return False
     gpus = spec.resources.gpus
     return spec.pack == "on" or gpus == "auto" or float(gpus) > 0

@@ -20,6 +20,9 @@ from sweeps.plan.spec import (
     read_yaml,
 )
 
+# Keys of the spec itself, not of the trainer's config, that `--set` sets.
+TOP_LEVEL = ("dataset", "checkpoint", "search", "num_samples")
+
 
 @dataclasses.dataclass(frozen=True)
 class Overrides:
@@ -83,10 +86,10 @@ def override(
     """
     data = spec.model_dump()
     for key, values in (assignments or {}).items():
-        if key == "dataset":
+        if key in TOP_LEVEL:
             if len(values) != 1:
-                raise SpecError(f"--set dataset takes one value, got {values!r}")
-            data["dataset"] = values[0]
+                raise SpecError(f"--set {key} takes one value, got {values!r}")
+            data[key] = values[0]
             continue
         in_grid = key in data["grid"]
         for place in ("base", "grid", "sample"):

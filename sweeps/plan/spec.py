@@ -108,11 +108,14 @@ class Resources(_Strict):
 
 
 class Sampled(_Strict):
-    """One sampled parameter: exactly one of choice, uniform or loguniform."""
+    """One sampled parameter: exactly one of choice, uniform or loguniform; with `when`,
+    only in configurations whose earlier swept values are those given (`momentum` only
+    where `optimizer: sgd`), elsewhere left to the base config or the trainer's default."""
 
     choice: Annotated[list[Any], Field(min_length=1)] | None = None
     uniform: tuple[float, float] | None = None
     loguniform: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = None
+    when: Annotated[dict[str, Any], Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _one_distribution(self) -> Sampled:
@@ -145,6 +148,10 @@ class SweepSpec(_Strict):
     base: dict[str, Any] = {}
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
     sample: dict[str, Sampled] = {}
+    # grid: the grid's product, with `sample` drawn for each point; random: each of
+    # num_samples configurations draws every swept key (a grid's list as a choice); tpe:
+    # Optuna's TPE proposes each of num_samples from the results so far (sweeps.plan.search).
+    search: Literal["grid", "random", "tpe"] = "grid"
     num_samples: Annotated[int, Field(ge=1)] = 1
     repeats: Annotated[int, Field(ge=1)] = 1
     resources: Resources = Resources()
@@ -165,6 +172,10 @@ class SweepSpec(_Strict):
     # slot busy, each trial one process whose bundles' kernels overlap on CUDA streams
     # (sweeps.plan.groups); on: so on the CPU too (they take turns there); off: a trial a bundle.
     pack: Literal["auto", "on", "off"] = "auto"
+    # last: each configuration keeps its last epoch's training state under the run's
+    # checkpoints/, and `resume` goes on from it; best: its best epoch's too (by metric and
+    # mode). With either, each trial trains one configuration, unfused and unpacked.
+    checkpoint: Literal["best", "last", "off"] = "off"
     # Where else each configuration's epochs and config go (sweeps.record.loggers): tensorboard
     # (event files under the run directory), wandb, mlflow (Ray's loggers for them).
     callbacks: list[Literal["tensorboard", "wandb", "mlflow"]] = ["tensorboard"]
@@ -189,12 +200,12 @@ class SweepSpec(_Strict):
         ]
         return {**data, "reference": filled}
 
-    @field_validator("fuse", "pack", mode="before")
+    @field_validator("fuse", "pack", "checkpoint", mode="before")
     @classmethod
     def _yaml_on_off(cls, value: Any, info: ValidationInfo) -> Any:
         # YAML 1.1 reads a bare `off` as false and `on` as true: `pack: on` means on, and
         # fuse, which has no `on`, is on when it is `auto`.
-        if not isinstance(value, bool):
+        if not isinstance(value, bool) or (info.field_name == "checkpoint" and value):
             return value
         return ("on" if info.field_name == "pack" else "auto") if value else "off"
 
@@ -218,14 +229,36 @@ class SweepSpec(_Strict):
             raise ValueError("'dataset' is set at the top level of the spec, not in base/grid")
         if self.repeats > 1 and ("seed" in self.grid or "seed" in self.sample):
             raise ValueError("repeats > 1 sets the seeds itself; remove seed from grid/sample")
+        self._check_search()
         if self.trainer == DEFAULT_TRAINER and self.dataset is None:
             raise ValueError("dataset is required with the built-in trainer")
+        if self.checkpoint != "off" and self.trainer != DEFAULT_TRAINER:
+            raise ValueError(f"checkpoint: {self.checkpoint} is for the built-in trainer only,"
+                             f" not {self.trainer!r}; set checkpoint: off")  # fmt: skip
         if self.dataset is not None and self.dataset not in DATASETS:
             raise ValueError(
                 f"dataset must be one of {', '.join(DATASETS)} or null (the trainer loads its"
                 f" own data); got {self.dataset!r}"
             )
         return self
+
+    def _check_search(self) -> None:
+        earlier: list[str] = list(self.grid)
+        for key, sampled in self.sample.items():
+            for condition in sampled.when or {}:
+                if condition not in earlier:
+                    raise ValueError(
+                        f"sample.{key}.when: {condition!r} must be a key of grid or of sample"
+                        f" before {key!r}; swept before it: {', '.join(earlier) or 'nothing'}"
+                    )
+            earlier.append(key)
+        if self.search != "grid" and not earlier:
+            raise ValueError(f"search: {self.search} needs a grid or sample to search")
+        if self.search == "tpe" and self.repeats > 1:
+            raise ValueError(
+                f"search: tpe proposes each configuration once; repeats must be 1, got"
+                f" {self.repeats} (a grid or random search repeats its configurations)"
+            )
 
     @property
     def seeds(self) -> list[int]:
@@ -241,6 +274,8 @@ class SweepSpec(_Strict):
     @property
     def trial_count(self) -> int:
         grid = math.prod(len(values) for values in self.grid.values())
+        if self.search != "grid":  # each sample is one configuration (times its seeds)
+            grid = 1
         return grid * self.repeats * self.num_samples
 
 
@@ -256,7 +291,8 @@ def parse_spec(data: Any, source: str) -> SweepSpec:
         raise SpecError(f"{source}: {_first_error(error)}") from None
     count = spec.trial_count
     if count > MAX_CONFIGS:
-        what = "the grid has" if spec.num_samples == 1 else f"{spec.num_samples} samples make"
+        what = ("the grid has" if spec.num_samples == 1 and spec.search == "grid"
+                else f"{spec.num_samples} samples make")  # fmt: skip
         raise SpecError(f"{source}: {what} {count} configurations, more than {MAX_CONFIGS}")
     return spec
 

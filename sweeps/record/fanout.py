@@ -29,6 +29,7 @@ from ray.tune.stopper import Stopper
 
 from analysis.rundir import Status
 from sweeps.plan.groups import Config
+from sweeps.plan.search import SEARCH_TRIAL
 from sweeps.record.events import Configuration, Ended, Epoch, Listener, Started
 from sweeps.record.protocol import EPOCH, attached_output, decode, divergence, scalars
 
@@ -161,13 +162,21 @@ class Fanout(tune.Callback):
             listener.setup()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.start(trial.trial_id, self.groups[trial.config["group"]])
+        self.start(trial.trial_id, self._indices(trial.config))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._failed(trial)  # the failure Tune retries is in the trial's log too
-        self.start(
-            trial.trial_id, self.groups[trial.config["group"]]
-        )  # a retry starts from scratch
+        self.start(trial.trial_id, self._indices(trial.config))  # from scratch
+
+    def _indices(self, config: Mapping[str, Any]) -> list[int]:
+        """The configurations a Tune trial trains: its group's, or for the search's k-th
+        proposal the plan's k-th configuration, whose values it fills in here."""
+        if "group" in config:
+            return self.groups[config["group"]]
+        index = self.groups[config[SEARCH_TRIAL]][0]
+        proposed = {key: value for key, value in config.items() if key != SEARCH_TRIAL}
+        self.configs[index] = {**self.configs[index], **proposed}
+        return [index]
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any

@@ -4,7 +4,8 @@ In a terminal, a live display on stderr redrawn at most four times a second: the
 elapsed time and an ETA, each running configuration's epoch and latest metric, the best
 so far. Anywhere else (`> log 2>&1`, a pipe, a Ray Job's log) a live display shows nothing
 until it stops, so there each configuration gets one plain line as it ends (its id, swept
-values, metric, time) and a status line comes every `status_every_s()` seconds.
+values, metric, time), the first epoch reported one too (the workers train), and a status
+line comes every `status_every_s()` seconds.
 
 Everything counts configurations, not Tune trials: it listens to the events of
 sweeps.record.fanout. A configuration's id is its trials row's: the Tune trial id, with
@@ -82,6 +83,7 @@ class LiveProgress(Listener):
         self._started = self._drawn = self._said = time.monotonic()
         self._status_every_s = status_every_s()
         self._first_start: float | None = None  # the pace counts from here, not Ray's start
+        self._first_epoch = False  # whether any configuration has reported an epoch
         self._running: dict[str, _Running] = {}  # by id, in the order they started
         self._ended = 0
         self._counts = dict.fromkeys(Status, 0)
@@ -112,6 +114,18 @@ class LiveProgress(Listener):
         running = self._running.get(event.configuration.id)
         if running is not None:
             running.epochs.append(event.metrics)
+        if not self._first_epoch and self._live is None and self._console is not None:
+            # Off a terminal, the line that says the workers train: a configuration's own
+            # line comes only at its end, many epochs later.
+            configuration = event.configuration
+            value = _value(event.metrics.get(self.metric))
+            started = running.started if running is not None else self._started
+            self._print(
+                _line(self._clock(), "first epoch", configuration.id,
+                      self._config(configuration.config), f"{self.metric} {_number(value)}",
+                      f"in {_duration(time.monotonic() - started)}")
+            )  # fmt: skip
+        self._first_epoch = True
 
     def note(self, group: str, text: str) -> None:
         self._print(Text(f"note: {text} (trial {group})"))
@@ -269,7 +283,8 @@ class LiveProgress(Listener):
 
     def _config(self, config: Config) -> str:
         # fields: 2 spaces
-        return " ".join(f"{key}={value_text(config.get(key))}" for key in self.swept)
+        # A key only some configurations have (`when`) is left out where it is not.
+        return " ".join(f"{key}={value_text(config[key])}" for key in self.swept if key in config)
 
     def _clock(self) -> str:
         return _hms(time.monotonic() - self._started)

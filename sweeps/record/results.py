@@ -3,6 +3,9 @@
     <run_dir>/trials/<trial_id>.parquet   a row per configuration: config and final metrics
     <run_dir>/epochs/<trial_id>.parquet   a row per configuration and epoch
 
+and, once a large run has ended, `part-compact-<n>.parquet` in each, holding the rows of
+the files it replaced (sweeps.record.compact); a resumed run adds small files again.
+
 A Tune trial trains a group of configurations (sweeps.plan.groups); each configuration gets a
 row with a trial_id of its own (`<tune trial id>-<k>` in a group of several, whose Tune
 trial id is then `bundle_id`), so a fused run reads exactly like an unfused one.
@@ -69,7 +72,7 @@ class RunWriter(Listener):
         self, run_dir: Place, run_id: str, configs: list[dict[str, Any]], gpu_fraction: float
     ) -> None:
         self.run_dir, self.run_id = run_dir, run_id
-        self.configs, self.gpu_fraction = configs, gpu_fraction
+        self.gpu_fraction = gpu_fraction
         self.logs = TrialLogs(run_dir)
         self.schemas = {TRIALS: trial_schema(configs), EPOCHS: EPOCH_SCHEMA}
         # The columns every file has; a custom metric's only the files with a value of it.
@@ -77,6 +80,8 @@ class RunWriter(Listener):
         # The columns of each file written, by folder and file name: which files a column
         # that widens must rewrite, without reading every file again.
         self._files = {TRIALS: self._written_schemas(TRIALS), EPOCHS: self._written_schemas(EPOCHS)}
+        # Each folder's first file in name order: looked up per file written, kept, not found.
+        self._first = {folder: min(files, default=None) for folder, files in self._files.items()}
         for folder, files in self._files.items():  # a resumed run: the columns its files have
             for written in files.values():
                 self.schemas[folder] = widen(self.schemas[folder], written)
@@ -106,15 +111,15 @@ class RunWriter(Listener):
             if event.status == Status.FAILED:
                 rows[-1]["error"] = naming_log(event.why, log)
             epoch_rows += [{"run_id": self.run_id, "trial_id": configuration.id,
-                            **self._epoch_columns(configuration.index, epoch)}
+                            **self._epoch_columns(configuration.config, epoch)}
                            for epoch in event.epochs]  # fmt: skip
         self._write(EPOCHS, name, epoch_rows)  # first: a trials row promises its epochs
         self._write(TRIALS, name, rows)
 
-    def _epoch_columns(self, index: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    def _epoch_columns(self, config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
         """An epoch's metrics under their column names (see the module docstring)."""
-        config = {config_column(key) for key in self.configs[index]}
-        return {EPOCH_NAMES.get(name) or metric_column(name, config): value
+        columns = {config_column(key) for key in config}
+        return {EPOCH_NAMES.get(name) or metric_column(name, columns): value
                 for name, value in metrics.items()}  # fmt: skip
 
     def _row(self, event: Ended) -> dict[str, Any]:
@@ -159,8 +164,8 @@ class RunWriter(Listener):
         self.schemas[folder] = grown
         if grown != before:
             self._settle(folder, widened_columns(before, grown), coming=name)
-        files = self._files[folder]
-        first = not files or name <= min(files)
+        files, first_name = self._files[folder], self._first[folder]
+        first = first_name is None or name <= first_name
         present = {column for row in rows for column, value in row.items() if value is not None}
         schema = pa.schema([field for field in grown if first or field.name in present
                             or field.name in self._fixed[folder]])  # fmt: skip
@@ -168,6 +173,8 @@ class RunWriter(Listener):
                  for row in rows]  # fmt: skip
         (self.run_dir / folder / name).write_parquet(pa.Table.from_pylist(cells, schema=schema))
         files[name] = schema
+        if first:
+            self._first[folder] = name
 
     def _written_schemas(self, folder: str) -> dict[str, pa.Schema]:
         """The schema of each file of the folder, by name. StorageError naming a file
@@ -191,7 +198,7 @@ class RunWriter(Listener):
             stale = [name for name, written in files.items()
                      if any(field.type != schema.field(field.name).type for field in written
                             if widened is None or field.name in widened)]  # fmt: skip
-        first = min(files, default=None)
+        first = self._first[folder]
         if first is not None and (coming is None or first < coming):
             if first not in stale and not set(schema.names) <= set(files[first].names):
                 stale.append(first)
@@ -223,7 +230,8 @@ def read_trials(run_dir: str | Place) -> pd.DataFrame:
 
 def finished_configs(run_dir: Place) -> set[int]:
     """The configurations with a trials row, and so never trained again; epochs files of a
-    trial whose trials file never landed (the driver died in between) are removed.
+    trial whose trials file never landed (the driver died in between) are removed, and so
+    is a compacted epochs file whose trials file did not (sweeps.record.compact).
     StorageError naming a trials file that cannot be read."""
     done: set[int] = set()
     names = set()

@@ -7,6 +7,7 @@ every failed one if asked; it checks first that it could write all it writes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -17,11 +18,12 @@ from analysis.place import Place, StorageError, not_writable
 from analysis.rundir import EPOCHS, LOCK, TRIALS, TUNE, RunDir, Status
 from sweeps.cluster.resources import say_if_waiting, slots
 from sweeps.cluster.session import Say, check_address, ray_session
-from sweeps.plan.groups import configurations, plan_run
+from sweeps.plan.groups import RunPlan, configurations, plan_run, shapes
 from sweeps.plan.spec import SweepSpec
 from sweeps.record.progress import status_every_s
 from sweeps.record.results import finished_configs, read_trials
 from sweeps.record.tensorboard import TENSORBOARD
+from sweeps.runs.checkpoints import CHECKPOINTS, resumable
 from sweeps.runs.manifest import now, read_run, recorded_import_path, write_manifest
 from sweeps.runs.runlock import run_lock
 from sweeps.runs.runner import (
@@ -86,7 +88,7 @@ def _resume_sweep(
 ) -> RunOutcome:
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
-    check_configs(spec, configs, dataset)  # a trainer gone from the path fails here, once
+    check_configs(spec, shapes(spec, configs), dataset)  # a trainer gone fails here, once
     status_every_s()
     check_address(address)
     with run_lock(run_dir):
@@ -97,6 +99,8 @@ def _resume_sweep(
         attempt = len(manifest.setdefault("resumed_at", [])) + 1
         why = "--retry-failed" if retry_failed else "for a cause outside the trainer"
         again = f" ({len(retried)} of them failed before, {why})" if retried else ""
+        if spec.search == "tpe":  # sweeps.runs.searcher: the rows are what it learnt
+            again += "; the search goes on from the results so far"
         say(f"resuming run {manifest.get('run_id', run_dir.uri)}:"
             f" {len(configs) - plan.pending} of {len(configs)} configurations have results,"
             f" {plan.pending} to train{again}")  # fmt: skip
@@ -105,7 +109,7 @@ def _resume_sweep(
             shown = say if dashboard else None
             with (
                 TermAsInterrupt() as terminated,
-                ray_session(address, dashboard=shown, import_path=import_path),
+                ray_session(address, dashboard=shown, import_path=import_path, say=say),
             ):
                 say_if_waiting(spec, say)
                 manifest["resumed_at"].append(now())
@@ -116,11 +120,21 @@ def _resume_sweep(
                 total = len(configs)
                 terminated.when_stuck(lambda: abandon_run(spec, run_dir, manifest, total, say))
                 _forget(run_dir, set(retried))
-                plan = plan.repacked(slots(spec))
+                plan = _from_checkpoints(run_dir, plan.repacked(slots(spec)))
                 say_fused(plan, say)
                 check = fit_plan(plan, run_dir, manifest.get("run_id", ""), dataset,
-                             f"resume-{attempt}")  # fmt: skip
+                             f"resume-{attempt}", say)  # fmt: skip
         return finish_run(spec, run_dir, manifest, len(configs), check)
+
+
+def _from_checkpoints(run_dir: Place, plan: RunPlan) -> RunPlan:
+    """The plan with each configuration that has a checkpoint going on from it."""
+    if plan.spec.checkpoint == "off":
+        return plan
+    trials = read_trials(run_dir)
+    done = set(trials["trial_id"].astype(str)) if "trial_id" in trials else set()
+    pending = {index for group in plan.groups for index in group}
+    return dataclasses.replace(plan, resume_from=resumable(run_dir, pending, done))
 
 
 def _retried(run_dir: Place, every_failure: bool) -> dict[str, int]:
@@ -163,7 +177,7 @@ def check_resumable(run_dir: Place) -> None:
     left as it was. An object store answers only when written to, so it passes."""
     if not run_dir.local:
         return
-    for name in ("", TRIALS, EPOCHS, TUNE, TENSORBOARD, LOGS, LOCK):
+    for name in ("", TRIALS, EPOCHS, TUNE, TENSORBOARD, LOGS, LOCK, CHECKPOINTS):
         path = os.path.join(run_dir.path, name) if name else run_dir.path
         why = not_writable(path) if os.path.exists(path) else None
         if why is not None:

@@ -34,7 +34,8 @@ from analysis.place import Place
 from analysis.rundir import SPEC, TUNE, Status
 from sweeps.cluster.resources import resolve_gpus, say_if_waiting, slots
 from sweeps.cluster.session import Say, check_address, ray_session
-from sweeps.plan.groups import Config, RunPlan, configurations, plan_run
+from sweeps.plan.groups import Config, RunPlan, configurations, plan_run, shapes
+from sweeps.plan.search import check_optuna
 from sweeps.plan.spec import (
     DEFAULT_TRAINER,
     SpecError,
@@ -42,6 +43,7 @@ from sweeps.plan.spec import (
     check_run_id,
     to_yaml,
 )
+from sweeps.record.compact import compact_run
 from sweeps.record.events import MetricCheck
 from sweeps.record.progress import status_every_s
 from sweeps.record.results import RunWriter, read_trials
@@ -121,7 +123,10 @@ def load_shared_dataset(spec: SweepSpec, data_dir: str | None) -> Any:
 def check_configs(spec: SweepSpec, configs: list[Config], dataset: Any = None) -> None:
     """Every configuration of the built-in trainer, checked before any trial starts:
     against the data when it is given, else the values alone (a cluster's data)."""
-    resolve_trainer(spec.trainer)  # a typo in `trainer` fails here, not in every trial
+    if spec.trainer != DEFAULT_TRAINER:  # ours is there, and importing it waits for torch
+        resolve_trainer(spec.trainer)  # a typo in `trainer` fails here, not in every trial
+    if spec.search == "tpe":
+        check_optuna()
     if spec.trainer != DEFAULT_TRAINER:
         return
     from trainers import ConfigError, TrainConfig, check_config
@@ -189,7 +194,7 @@ def _run_sweep(
 ) -> RunOutcome:
     configs = configurations(spec)
     dataset = load_shared_dataset(spec, data_dir)
-    check_configs(spec, configs, dataset)
+    check_configs(spec, shapes(spec, configs), dataset)
     run_id = run_id or new_run_id()
     run_dir = new_run_dir(spec, results, run_id)
     status_every_s()  # a bad $SWEEPS_STATUS_EVERY_S is one line now, not once Ray is up
@@ -197,7 +202,7 @@ def _run_sweep(
     shown = say if dashboard else None
     with (
         TermAsInterrupt() as terminated,
-        ray_session(address, dashboard=shown, import_path=import_path) as started,
+        ray_session(address, dashboard=shown, import_path=import_path, say=say) as started,
     ):
         notes: list[str] = []
         spec = resolve_gpus(spec, embedded=address is None and started, say=notes.append)
@@ -216,16 +221,21 @@ def _run_sweep(
             terminated.when_stuck(lambda: abandon_run(plan.spec, run_dir, manifest, total, say))
             say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
             say_fused(plan, say)
-            check = fit_plan(plan, run_dir, run_id, dataset, "run")
+            if spec.search == "tpe":
+                at_once = f", {spec.max_concurrent} at a time" if spec.max_concurrent else ""
+                say(f"search: Optuna's TPE proposes each configuration from the results so"
+                    f" far{at_once}")  # fmt: skip
+            check = fit_plan(plan, run_dir, run_id, dataset, "run", say)
             return finish_run(plan.spec, run_dir, manifest, len(configs), check)
 
 
 def abandon_run(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int,
              say: Say) -> int:  # fmt: skip
     """End a run that Tune could not end after a SIGTERM (sweeps.runs.sigterm): its rows are
-    whole, so the manifest is finished from them; the exit code."""
+    whole, so the manifest is finished from them (not compacted: the process ends within
+    seconds, and `resume` compacts); the exit code."""
     with contextlib.suppress(Exception):  # whatever fails here, the process ends now
-        finish_run(spec, run_dir, manifest, total)
+        finish_run(spec, run_dir, manifest, total, compact=False)
     say(f"interrupted: continue with `sweeps resume {run_dir.uri}`")
     return 1
 
@@ -245,26 +255,33 @@ def say_fused(plan: RunPlan, say: Say) -> None:
             " --pack off: a trial a bundle)")  # fmt: skip
 
 
-def fit_plan(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str) -> MetricCheck:
+def fit_plan(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str,
+             say: Say | None = None) -> MetricCheck:  # fmt: skip
     """Train the plan's groups; what they reported of the spec's metric. ResultsWriteError
-    if the results stopped being writable."""
+    if the results stopped being writable. `say` hears each step before the seconds it
+    takes: the dataset into the object store, the workers started."""
     from sweeps.record.fanout import Fanout
     from sweeps.record.loggers import run_loggers
     from sweeps.record.progress import LiveProgress
     from sweeps.runs.tuning import make_tuner
 
     spec = plan.spec
-    writer = RunWriter(run_dir, run_id, plan.configs, float(spec.resources.gpus))
+    writer = RunWriter(run_dir, run_id, plan.shapes, float(spec.resources.gpus))
     progress = LiveProgress(spec.swept, spec.metric, spec.mode, plan)
     check = MetricCheck(spec.metric)
     views = [progress, check, *run_loggers(spec, run_dir, run_id)]
     fanout = Fanout(plan.configs, plan.groups, writer, views)
-    tuner = make_tuner(plan, run_dir / TUNE, name, dataset, fanout)
+    searched = read_trials(run_dir) if spec.search == "tpe" else None  # what it learnt
+    if say is not None and dataset is not None:
+        say(f"putting {spec.dataset} into Ray's object store")
+    tuner = make_tuner(plan, run_dir / TUNE, name, dataset, fanout, searched)
     # Tune logs every failed trial and its own bookkeeping; the Parquet rows and our
     # summary carry the trial errors, so its logger speaks only for itself when it fails.
     tune_logger = logging.getLogger("ray.tune")
     level = tune_logger.level
     tune_logger.setLevel(logging.CRITICAL)
+    if say is not None:
+        say(f"starting {_count(min(plan.slots, len(plan.groups)), 'worker')}")
     try:
         tuner.fit()
     finally:
@@ -275,7 +292,12 @@ def fit_plan(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str
 
 
 def finish_run(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total: int,
-            check: MetricCheck | None = None) -> RunOutcome:  # fmt: skip
+            check: MetricCheck | None = None, compact: bool = True) -> RunOutcome:  # fmt: skip
+    try:  # first: the rows are then read from one file a folder
+        if compact:
+            compact_run(run_dir)
+    except OSError as error:
+        raise ResultsWriteError(run_dir, error) from None
     trials = read_trials(run_dir)
     counts = {str(k): int(v) for k, v in trials["status"].value_counts().items()}
     manifest.update(finished_at=now(), trials=total, counts=counts)

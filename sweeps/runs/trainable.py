@@ -17,11 +17,14 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
+import ray
 from ray import tune
 
+from sweeps.plan.search import SEARCH_TRIAL
 from sweeps.plan.spec import DEFAULT_TRAINER
 from sweeps.record.fanout import configuration_id
 from sweeps.record.protocol import EPOCH, FINAL, attach_output, encode
+from sweeps.runs.checkpoints import Checkpoints, Keeper, train_checkpointed
 
 Trainer = Callable[..., dict[str, Any]]
 
@@ -102,17 +105,29 @@ def run_group(
     trainer: str = DEFAULT_TRAINER,
     cpus: float = 1,
     gpus: float = 0,
+    checkpoints: Checkpoints | None = None,
+    plan: list[ray.ObjectRef] | None = None,
 ) -> None:
     """The Tune trainable: `config["group"]` indexes the plan's `groups`, whose
     configurations train together (sweeps.plan.groups): one bundle, or a pack of bundles of
-    `sizes`; `tune.with_parameters` supplies the rest. Reports follow sweeps.record.protocol."""
-    group = config["group"]
-    members = [(configs or [])[index] for index in (groups or [])[group]]
+    `sizes`; a config without it is one configuration a search proposed, the values it
+    chose on the template that is each of a search's `configs` (sweeps.plan.search).
+    `tune.with_parameters` supplies the rest. Reports follow sweeps.record.protocol. With
+    `checkpoints`, its one configuration keeps them (sweeps.runs.checkpoints). `plan`: the
+    configs, groups and sizes in the object store instead (`shared_plan`)."""
+    if plan is not None:
+        configs, groups, sizes = shared_plan(plan[0])
+    group = config.get("group")
+    if group is None:  # a configuration the search proposed: its values on the template
+        proposed = {key: value for key, value in config.items() if key != SEARCH_TRIAL}
+        members, sizes = [{**(configs or [{}])[0], **proposed}], None
+    else:
+        members = [(configs or [])[index] for index in (groups or [])[group]]
     train = resolve_trainer(trainer)
     if trainer == DEFAULT_TRAINER:
         members = [with_device(member, cpus, gpus) for member in members]
     _share_gpu(gpus)
-    bundle_sizes = (sizes or [])[group] if sizes else [len(members)]
+    bundle_sizes = sizes[group] if sizes and group is not None else [len(members)]
     with TrainerNotes() as notes, TrialOutput(notes) as said:
         try:
             if len(bundle_sizes) > 1:
@@ -122,7 +137,12 @@ def run_group(
             def report(metrics: list[dict[str, Any]]) -> None:
                 tune.report(encode(EPOCH, metrics, **said.drain()))
 
-            if len(members) > 1:
+            if checkpoints is not None:
+                index = None if group is None else (groups or [])[group][0]
+                keeper = Keeper(checkpoints, tune.get_context().get_trial_id(), index)
+                final = [train_checkpointed(members[0], dataset, lambda m: report([m]), keeper,
+                                            notes.pending.append)]  # fmt: skip
+            elif len(members) > 1:
                 from trainers import train_members
 
                 final = train_members(members, dataset, report)
@@ -137,6 +157,20 @@ def run_group(
             # No report follows: what it said since the last one travels on the exception.
             attach_output(error, **said.drain())
             raise
+
+
+_PLANS: dict[str, Any] = {}
+
+
+def shared_plan(ref: ray.ObjectRef) -> Any:
+    """The run's plan, fetched once per worker process: each trial taking it afresh
+    (`tune.with_parameters` does) costs in proportion to the plan, 21 ms a trial at
+    10,000 configurations, so a run's total would grow as the square of its size."""
+    key = ref.hex()
+    if key not in _PLANS:
+        _PLANS.clear()  # a worker reused by another run keeps that run's plan only
+        _PLANS[key] = ray.get(ref)
+    return _PLANS[key]
 
 
 class TrainerNotes(logging.Handler):

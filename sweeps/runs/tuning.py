@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pandas as pd
+import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -13,6 +15,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from analysis.place import Place
 from sweeps.plan.groups import RunPlan
 from sweeps.record.fanout import Fanout
+from sweeps.runs.checkpoints import Checkpoints
 from sweeps.runs.trainable import run_group
 
 # Tune copies these from the driver's environment into every trial actor's runtime_env,
@@ -24,17 +27,24 @@ CREDENTIALS = frozenset(
 )
 
 
-def make_tuner(plan: RunPlan, tune_dir: Place, name: str, dataset: Any, fanout: Fanout) -> Any:
-    """A Tuner whose trial `{"group": i}` trains `plan.groups[i]`; Tune's own files go to
-    `tune_dir/name` (a folder an attempt), what the trials report to `fanout`."""
+def make_tuner(
+    plan: RunPlan, tune_dir: Place, name: str, dataset: Any, fanout: Fanout,
+    trials: pd.DataFrame | None = None,
+) -> Any:  # fmt: skip
+    """A Tuner whose trial `{"group": i}` trains `plan.groups[i]`, or for `search: tpe`
+    whose k-th trial trains what the search proposes (learning from the run's `trials`
+    rows so far first); Tune's own files go to `tune_dir/name` (a folder an attempt),
+    what the trials report to `fanout`."""
     from ray.tune.execution import class_cache
 
     class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - CREDENTIALS
     spec = plan.spec
     gpus = float(spec.resources.gpus)  # resolved by now
     trainable = tune.with_parameters(
-        run_group, dataset=dataset, configs=plan.configs, groups=plan.groups, sizes=plan.sizes,
-        trainer=spec.trainer, cpus=spec.resources.cpus, gpus=gpus,
+        run_group, dataset=dataset, trainer=spec.trainer, cpus=spec.resources.cpus, gpus=gpus,
+        # In a list: the trial fetches the plan itself, once per worker (shared_plan).
+        plan=[ray.put((plan.configs, plan.groups, plan.sizes))],
+        checkpoints=Checkpoints.of(plan, tune_dir.parent),  # tune_dir is <run_dir>/tune
     )  # fmt: skip
     scheduler = None
     if spec.scheduler == "asha":
@@ -54,16 +64,27 @@ def make_tuner(plan: RunPlan, tune_dir: Place, name: str, dataset: Any, fanout: 
             max_t=max(epochs) + 1,  # + the trial's final report, which must not be cut
         )
     storage_path, storage_filesystem = tune_dir.for_tune()
+    if spec.search == "tpe":
+        param_space: dict[str, Any] = {}
+        from sweeps.runs.searcher import tpe_searcher
+
+        search_alg = tpe_searcher(plan.spec, trials if trials is not None else pd.DataFrame())
+        samples = plan.pending
+    else:
+        param_space = {"group": tune.grid_search(list(range(len(plan.groups))))}
+        # Tune ignores max_concurrent_trials when given a search_alg: limit it here.
+        search_alg = BasicVariantGenerator(max_concurrent=spec.max_concurrent or 0)
+        samples = 1
     return tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpus, "gpu": gpus}),
-        param_space={"group": tune.grid_search(list(range(len(plan.groups))))},
+        param_space=param_space,
         tune_config=tune.TuneConfig(
             scheduler=scheduler,
             # A trial's process stays for the next one: torch is imported and the dataset
             # fetched once per worker, not once per trial.
             reuse_actors=True,
-            # Tune ignores max_concurrent_trials when given a search_alg: limit it here.
-            search_alg=BasicVariantGenerator(max_concurrent=spec.max_concurrent or 0),
+            search_alg=search_alg,
+            num_samples=samples,
         ),
         run_config=tune.RunConfig(
             name=name,

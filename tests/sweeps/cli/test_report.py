@@ -60,7 +60,12 @@ def sweeps(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def report(run_dir: Path, fmt: str) -> subprocess.CompletedProcess[str]:
-    return sweeps("report", str(run_dir), "--format", fmt, "--no-plots")
+    """The data formats as a program runs them, without --no-plots: they draw no figure."""
+    if fmt == "table":
+        return sweeps("report", str(run_dir), "--format", fmt, "--no-plots")
+    done = sweeps("report", str(run_dir), "--format", fmt)
+    assert not (run_dir / "plots").exists() and "plots" not in done.stderr
+    return done
 
 
 def test_csv_is_the_report_table_with_its_header_first(run_dir: Path) -> None:
@@ -185,3 +190,23 @@ def test_the_threshold_never_pools_another_swept_axis(
     assert "the run also sweeps activation" in err and len(err.strip().splitlines()) == 1, err
     assert run_cli("report", str(run_dir), "--format", "json", "--no-plots") == 0
     assert "threshold" not in json.loads(capsys.readouterr().out)["tables"]
+
+
+def test_a_large_run_s_table_shows_its_best_and_the_data_formats_every_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trials = pd.DataFrame([
+        {"run_id": "big", "trial_id": f"t{index:02d}", "status": "TERMINATED",
+         "lr": 0.001 * (index + 1), "val_accuracy": 0.5 + index / 200, "val_loss": 0.3}
+        for index in range(60)
+    ])  # fmt: skip
+    run_dir = write_run(tmp_path, trials, grid={"lr": list(trials["lr"])})
+    assert run_cli("report", str(run_dir), "--no-plots") == 0
+    out = capsys.readouterr()
+    shown = [line for line in out.out.splitlines() if line.startswith("│ 0.")]
+    assert len(shown) == 50
+    assert "│ 0.001 " not in out.out and "│ 0.011 " in out.out  # the 10 worst left out
+    assert ("the 50 best of 60 configurations by val_accuracy; --format csv, markdown or json"
+            " has every one") in out.out + out.err  # fmt: skip
+    assert run_cli("report", str(run_dir), "--format", "csv") == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 61

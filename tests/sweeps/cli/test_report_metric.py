@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,13 @@ def test_the_report_is_of_the_specs_metric_and_the_custom_ones(run_dir: Path) ->
     )
     assert lines[-1] == "best: c_00009  lr=0.01  width=64  seed=1  val_macro_f1 0.9220"
     assert "test_accuracy" not in done.stdout  # a column with no value is no column
+    # lr moves val_macro_f1 by 0.05 a step, width by 0.02, the seed (no parameter) by 0.002.
+    at = lines.index("importance (fANOVA)")
+    assert lines[at + 2] == "┃ parameter ┃ importance ┃"
+    rows = [line.split("│")[1:-1] for line in lines[at + 4 : at + 6]]
+    assert [name.strip() for name, _ in rows] == ["lr", "width"] and lines[at + 6].startswith("└")
+    shares = [float(share) for _, share in rows]
+    assert shares[0] > shares[1] and sum(shares) == pytest.approx(1, abs=1e-4)
 
 
 def test_metric_and_where_choose_what_the_report_is_of(run_dir: Path) -> None:
@@ -83,6 +91,18 @@ def test_a_metric_key_or_value_not_in_the_run_is_one_line(
     assert (done.returncode, done.stdout, done.stderr) == (2, "", message + "\n")
 
 
+def test_without_optuna_the_report_says_how_to_get_the_importance(run_dir: Path) -> None:
+    blocked = "import sys; sys.modules['optuna'] = None; from sweeps.cli.app import main; main()"
+    done = subprocess.run([sys.executable, "-c", blocked, "report", str(run_dir), "--no-plots"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-2:] == [
+        "importance: optuna is not installed: pip install 'sweeps[search]'",
+        "best: c_00009  lr=0.01  width=64  seed=1  val_macro_f1 0.9220",
+    ]
+
+
 def test_csv_is_tidy_a_row_per_configuration(run_dir: Path) -> None:
     done = sweeps("report", str(run_dir), "--no-plots", "--format", "csv")
     assert done.returncode == 0, done.stderr
@@ -91,7 +111,8 @@ def test_csv_is_tidy_a_row_per_configuration(run_dir: Path) -> None:
     built = trials[["trial_id", "lr", "width", "seed", "status", "val_macro_f1", "val_top2"]]
     pd.testing.assert_frame_equal(table[built.columns], built, check_dtype=False)
     assert "test_accuracy" not in table.columns and len(table) == 12
-    assert STATUS in done.stderr and "best table not in csv" in done.stderr
+    assert STATUS in done.stderr
+    assert "importance and best tables not in csv: use --format json or markdown" in done.stderr
 
 
 def test_csv_aggregated_a_row_per_combination_of_swept_values(run_dir: Path) -> None:
@@ -140,11 +161,16 @@ def test_the_page_and_figures_cover_every_metric(
     run_dir = write_custom_run(tmp_path_factory.mktemp("page"))
     done = sweeps("report", str(run_dir), "--html", "--format", "json")
     assert done.returncode == 0, done.stderr
-    assert {path.name for path in (run_dir / "plots").glob("*.png")} == {
+    # A data format writes no plots/; --html's page has every figure all the same.
+    assert not (run_dir / "plots").exists()
+    page = (run_dir / "report.html").read_text()
+    assert set(re.findall(r'id="([^"]+\.png)"', page)) == {
         "val_macro_f1-vs-lr.png", "val_macro_f1-vs-width.png", "parallel-coordinates.png",
         "val_top2-vs-lr.png", "val_top2-vs-width.png", "learning-curves-by-lr.png",
-        "learning-curves-by-width.png",
+        "learning-curves-by-width.png", "importance.png",
     }  # fmt: skip
-    page = (run_dir / "report.html").read_text()
-    for shown in ('id="val_top2-vs-width.png"', "<th>val_macro_f1</th>", "<th>val_top2</th>"):
+    for shown in ('id="val_top2-vs-width.png"', "<th>val_macro_f1</th>", "<th>val_top2</th>",
+                  'id="importance.png"', "<h3>importance (fANOVA)</h3>"):  # fmt: skip
         assert shown in page, shown
+    ranked = json.loads(done.stdout)["tables"]["importance"]
+    assert [row["parameter"] for row in ranked] == ["lr", "width"]

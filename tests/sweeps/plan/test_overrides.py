@@ -45,3 +45,13 @@ def test_the_flags_are_one_object_applied_once() -> None:
     assert spec.callbacks == [*load_spec("quickstart").callbacks, "wandb"]
     with pytest.raises(SpecError, match="quickstart with overrides: "):
         Overrides(repeats=0).resolve("quickstart")
+
+
+def test_set_chooses_the_search_and_its_budget() -> None:
+    spec = Overrides(("search=tpe", "num_samples=12", "lr=0.001,0.1")).resolve("quickstart")
+    assert spec.search == "tpe" and spec.num_samples == 12 and spec.trial_count == 12
+    assert "search" not in spec.base and spec.grid["lr"] == [0.001, 0.1]
+    with pytest.raises(SpecError, match="--set search takes one value, got \\['tpe', 'grid'\\]"):
+        Overrides(("search=tpe,grid",)).resolve("quickstart")
+    with pytest.raises(SpecError, match="search: Input should be 'grid', 'random' or 'tpe'"):
+        Overrides(("search=bayes",)).resolve("quickstart")

@@ -100,3 +100,17 @@ def quits_early(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, 
     if config["x"] in config.get("quits", []):
         config = {**config, "epochs": config["epochs"] // 2}
     return _epochs(config, report)
+
+
+def bowl(config: dict[str, Any], dataset: Any, report: Any) -> dict[str, Any]:
+    """A known optimum for a search: best at lr 0.01 with SGD and momentum 0.9."""
+    import math
+
+    distance = (math.log10(config["lr"]) + 2) ** 2 + abs(config.get("momentum", 0) - 0.9)
+    score = 1 - distance / 10 - (0.1 if config.get("optimizer") == "adam" else 0)
+    metrics: dict[str, Any] = {}
+    for epoch in range(1, config["epochs"] + 1):
+        time.sleep(config.get("sleep_s", 0))
+        metrics = {"epoch": epoch, "val_accuracy": score * epoch / config["epochs"]}
+        report(metrics)
+    return metrics

@@ -54,6 +54,14 @@ def test_piped_run_prints_a_line_per_configuration_while_it_runs(tmp_path: Path)
     summary = next(i for i, (_, line) in enumerate(arrived) if line.startswith("┏"))
     shown = "\n".join(line for _, line in arrived[:summary])
     assert "\x1b" not in text and "━" not in shown, text  # no live display off a terminal
+    # Before each quiet stretch, what starts, in the order it happens; no dataset, so no
+    # object store line.
+    phases = [r"starting Ray \(local, \d+ CPUs\)$", r"run \S+: 3 trials -> ",
+              r"starting 1 worker$", rf"{CLOCK}  first epoch  \S+  x=\d  val_accuracy ",
+              rf"{CLOCK}  1/3 (done|failed)  "]  # fmt: skip
+    at = [next((i for i, (_, line) in enumerate(arrived) if re.match(p, line)), -1) for p in phases]
+    assert -1 not in at and at == sorted(at), text
+    assert "object store" not in shown, text
 
     _, trials, _ = read_run(tmp_path / "results")
     by_id = trials.set_index("trial_id")

@@ -37,7 +37,7 @@ def train(fanout: Fanout, key: str, indices: list[int], epochs: list[list[dict]]
 
 def test_a_trial_and_a_group_each_write_a_row_per_configuration(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t1", [0], [[epoch(1), epoch(2)]])
     train(fanout, "t2", [1, 2], [[epoch(1), epoch(2)], [epoch(1), epoch(2)]])
     trials, epochs = frames(tmp_path)
@@ -52,7 +52,7 @@ def test_a_trial_and_a_group_each_write_a_row_per_configuration(tmp_path: Path) 
 
 def test_custom_metrics_are_kept_typed_in_every_file(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t1", [0], [[epoch(1)]])  # before the custom metric is first seen
     train(fanout, "t2", [1], [[epoch(1, my_metric=3.5, my_count=7, my_note="ok")]])
     trials, epochs = frames(tmp_path)
@@ -70,7 +70,7 @@ def test_custom_metrics_are_kept_typed_in_every_file(tmp_path: Path) -> None:
 
 def test_a_metric_named_like_a_config_key_does_not_replace_it(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t1", [0], [[epoch(1, x=99)]])
     trials, _ = frames(tmp_path)
     assert trials.loc[0, "x"] == 1 and trials.loc[0, "metric_x"] == 99
@@ -78,7 +78,7 @@ def test_a_metric_named_like_a_config_key_does_not_replace_it(tmp_path: Path) ->
 
 def test_a_loss_that_becomes_nan_is_recorded_as_diverged(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t1", [0, 1], [[epoch(1), epoch(2, loss=math.nan)], [epoch(1), epoch(2)]])
     trials, _ = frames(tmp_path)
     by_x = trials.set_index("x")
@@ -89,7 +89,7 @@ def test_a_loss_that_becomes_nan_is_recorded_as_diverged(tmp_path: Path) -> None
 
 def test_an_error_fails_every_member_and_keeps_its_epochs(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     fanout.start("t1", [0, 1])
     fanout.report("t1", encode(EPOCH, [epoch(1), epoch(1)]))
     fanout.end("t1", "RuntimeError: boom")
@@ -100,7 +100,7 @@ def test_an_error_fails_every_member_and_keeps_its_epochs(tmp_path: Path) -> Non
 
 def test_a_restarted_trial_forgets_its_failed_attempt(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     fanout.start("t1", [0])
     fanout.report("t1", encode(EPOCH, [epoch(1, loss=9.0)]))
     train(fanout, "t1", [0], [[epoch(1), epoch(2)]])
@@ -118,7 +118,7 @@ def test_resume_sees_the_finished_configurations_and_their_columns(tmp_path: Pat
     assert finished_configs(place) == {0, 1}
     assert not (tmp_path / "epochs" / "t9.parquet").exists()
     resumed = RunWriter(place, "run1", CONFIGS, 0.0)
-    fanout = Fanout(resumed.configs, [], resumed, [])
+    fanout = Fanout(CONFIGS, [], resumed, [])
     train(fanout, "t2", [2], [[epoch(1)]])  # no f1 this time: the column stays
     trials, _ = frames(tmp_path)
     assert sorted(trials["config_index"]) == [0, 1, 2] and "f1" in trials.columns
@@ -127,7 +127,7 @@ def test_resume_sees_the_finished_configurations_and_their_columns(tmp_path: Pat
 @pytest.mark.parametrize("value", [math.inf, -math.inf])
 def test_an_infinite_loss_is_named(tmp_path: Path, value: float) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t1", [0], [[epoch(1, loss=value)]])
     trials, _ = frames(tmp_path)
     assert trials.loc[0, "error"] == f"loss became {'inf' if value > 0 else '-inf'} at epoch 1"
@@ -139,7 +139,7 @@ def test_a_name_means_one_thing_of_one_type_in_both_folders(tmp_path: Path) -> N
     configs = [{"loss": "mse", "hidden": [8, 8], "x": 1}, {"loss": "categorical_crossentropy",
                "hidden": [16], "x": 2}]  # fmt: skip
     writer = RunWriter(Place.of(tmp_path), "run1", configs, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(configs, [], writer, [])
     train(fanout, "t1", [0], [[epoch(1, x=7), epoch(2, x=8)]])
     train(fanout, "t2", [1], [[epoch(1, x=9.5)]])  # a float after ints: one type in both
     files = sorted((tmp_path / "trials").glob("*.parquet")) + sorted(
@@ -164,7 +164,7 @@ def test_a_packs_bundles_are_written_as_they_end_and_once(tmp_path: Path) -> Non
     """A pack of two bundles ([0] and [1, 2]): the first ends and is on disk at once; the
     second fails; a retry of the whole trial writes nothing twice."""
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     fanout.start("p", [0, 1, 2])
     fanout.report("p", encode(EPOCH, [epoch(1)], positions=[0]))
     fanout.report("p", encode(EPOCH, [epoch(1), epoch(1)], positions=[1, 2]))
@@ -192,7 +192,7 @@ def test_a_packs_bundles_are_written_as_they_end_and_once(tmp_path: Path) -> Non
 
 def test_a_trial_that_fails_writes_the_members_not_written_yet(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     fanout.start("p", [0, 1, 2])
     fanout.report("p", encode(FINAL, [{}], positions=[2], errors=[None]))
     fanout.end("p", "ActorDiedError: the worker died")

@@ -37,7 +37,7 @@ def train(fanout: Fanout, key: str, index: int, **extra: object) -> None:
 
 def test_an_int_beyond_int64_is_kept_exactly_as_text(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t1", 0, seed=12345)  # fits int64: the column starts as ints
     train(fanout, "t2", 1, seed=BIG)
     train(fanout, "t3", 2, seed=-(2**63) - 1)
@@ -53,7 +53,7 @@ def test_an_int_beyond_int64_is_kept_exactly_as_text(tmp_path: Path) -> None:
 def test_a_config_value_beyond_int64_is_kept_exactly_as_text(tmp_path: Path) -> None:
     configs = [{"seed": BIG}, {"seed": 3}]
     writer = RunWriter(Place.of(tmp_path), "run1", configs, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(configs, [], writer, [])
     train(fanout, "t1", 0)
     train(fanout, "t2", 1)
     trials, _ = frames(tmp_path)
@@ -67,7 +67,7 @@ OWN_COLUMNS = {"run_id": "theirs", "trial_id": 7, "bundle_id": 1.5, "config_inde
 
 def test_a_metric_named_like_a_result_column_is_prefixed_in_both_folders(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t1", 0)
     train(fanout, "t2", 1, **OWN_COLUMNS)
     trials, epochs = frames(tmp_path)
@@ -93,7 +93,7 @@ def test_a_new_metric_name_per_configuration_rewrites_no_file_written_before(
 ) -> None:
     place = Place.of(tmp_path)
     writer = RunWriter(place, "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     for x in range(8):
         train(fanout, f"t{x}", x, **{f"acc_{x}": x / 10})
 
@@ -114,7 +114,7 @@ def test_a_new_metric_name_per_configuration_rewrites_no_file_written_before(
     (tmp_path / "trials" / "t0.parquet").unlink()
     assert finished_configs(place) == set(range(1, 9))
     resumed = RunWriter(place, "run1", CONFIGS, 0.0)
-    fanout = Fanout(resumed.configs, [], resumed, [])
+    fanout = Fanout(CONFIGS, [], resumed, [])
     train(fanout, "t9", 9, acc_9=0.9)
     trials, epochs = frames(tmp_path)
     for frame in (trials, epochs):
@@ -124,7 +124,7 @@ def test_a_new_metric_name_per_configuration_rewrites_no_file_written_before(
 
 def test_a_column_that_widens_is_one_type_in_every_file(tmp_path: Path) -> None:
     writer = RunWriter(Place.of(tmp_path), "run1", CONFIGS, 0.0)
-    fanout = Fanout(writer.configs, [], writer, [])
+    fanout = Fanout(CONFIGS, [], writer, [])
     train(fanout, "t5", 5, f1=1)
     train(fanout, "t6", 6, other=1.0)  # a file without f1
     train(fanout, "t7", 7, f1=0.5)  # f1 now float: t5's ints widen with it
