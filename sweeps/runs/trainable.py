@@ -106,7 +106,7 @@ def run_group(
     cpus: float = 1,
     gpus: float = 0,
     checkpoints: Checkpoints | None = None,
-    plan: list[ray.ObjectRef] | None = None,
+    plan: list[Any] | None = None,
 ) -> None:
     """The Tune trainable: `config["group"]` indexes the plan's `groups`, whose
     configurations train together (sweeps.plan.groups): one bundle, or a pack of bundles of
@@ -162,10 +162,13 @@ def run_group(
 _PLANS: dict[str, Any] = {}
 
 
-def shared_plan(ref: ray.ObjectRef) -> Any:
+def shared_plan(ref: Any) -> Any:
     """The run's plan, fetched once per worker process: each trial taking it afresh
     (`tune.with_parameters` does) costs in proportion to the plan, 21 ms a trial at
-    10,000 configurations, so a run's total would grow as the square of its size."""
+    10,000 configurations, so a run's total would grow as the square of its size. (Not
+    a reference: the plan itself.)"""
+    if not isinstance(ref, ray.ObjectRef):
+        return ref
     key = ref.hex()
     if key not in _PLANS:
         _PLANS.clear()  # a worker reused by another run keeps that run's plan only

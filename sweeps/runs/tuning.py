@@ -42,8 +42,7 @@ def make_tuner(
     gpus = float(spec.resources.gpus)  # resolved by now
     trainable = tune.with_parameters(
         run_group, dataset=dataset, trainer=spec.trainer, cpus=spec.resources.cpus, gpus=gpus,
-        # In a list: the trial fetches the plan itself, once per worker (shared_plan).
-        plan=[ray.put((plan.configs, plan.groups, plan.sizes))],
+        plan=[_shared((plan.configs, plan.groups, plan.sizes))],
         checkpoints=Checkpoints.of(plan, tune_dir.parent),  # tune_dir is <run_dir>/tune
     )  # fmt: skip
     scheduler = None
@@ -97,3 +96,10 @@ def make_tuner(
             log_to_file=True,
         ),
     )
+
+
+def _shared(plan: tuple[Any, ...]) -> Any:
+    """The plan in Ray's object store, for each worker to fetch once (trainable.shared_plan;
+    in a list, so that Tune passes the reference, not what it refers to); as it is where
+    no Ray runs (a Tuner made to be looked at): a put would start one."""
+    return ray.put(plan) if ray.is_initialized() else plan

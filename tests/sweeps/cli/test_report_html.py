@@ -35,6 +35,7 @@ CONFIGURATIONS = [f"batch_size={b},activation={a}" for b in (128, 512) for a in 
 OVERVIEW = ["val_accuracy-vs-batch_size.png", "val_accuracy-vs-activation.png",
             "parallel-coordinates.png", "learning-curves-by-batch_size.png",
             "learning-curves-by-activation.png", "confusion-grid.png"]  # fmt: skip
+PAGE = [*OVERVIEW, "importance.png"]  # two parameters vary: they are ranked too
 WINDOW = (1200, 1600)
 
 # Run on load: what the browser made of the page, written into the DOM for --dump-dom.
@@ -134,7 +135,7 @@ def plots(run_dir: Path) -> dict[str, Plot]:
 def test_report_writes_every_figure_named_by_configuration(run_dir: Path) -> None:
     written = {path.name for path in (run_dir / "plots").glob("*.png")}
     closeups = {f"confusion-{label}.png" for label in CONFIGURATIONS}
-    assert written == set(OVERVIEW) | closeups
+    assert written == set(PAGE) | closeups
     for name in written:
         assert_drawn(run_dir / "plots" / name)
 
@@ -231,7 +232,7 @@ def test_the_page_renders_its_tables_and_images_offline(run_dir: Path, tmp_path:
     rendered = probe(run_dir / "report.html", tmp_path)
     assert rendered["fetched"] == []
     # Every overview figure, decoded; the close-ups are in plots/ only.
-    assert [image["name"] for image in rendered["images"]] == OVERVIEW
+    assert [image["name"] for image in rendered["images"]] == PAGE
     for image in rendered["images"]:
         assert image["loaded"] and image["width"] > 300 and image["shown"] > 300, image
     # Every table of the page, every row of it laid out (a threshold table only where the
@@ -241,13 +242,15 @@ def test_the_page_renders_its_tables_and_images_offline(run_dir: Path, tmp_path:
     assert len(rendered["tables"]) == source.count("<table>") == len(rows)
     assert sum(rows.values()) == source.count("<tr>") - source.count("<table>")
     assert {"configurations": 4, "best trial": 1, "Trials": 8}.items() <= rows.items()
-    assert all(table["columns"] >= 4 for table in rendered["tables"])
+    columns = {table["heading"]: table["columns"] for table in rendered["tables"]}
+    assert columns.pop("importance (fANOVA)") == 2  # parameter, importance
+    assert all(count >= 4 for count in columns.values()), columns
 
 
 def test_a_broken_image_is_caught(run_dir: Path, tmp_path: Path) -> None:
     """The probe can fail: the same page with one image's data spoiled."""
     images = probe(run_dir / "report.html", tmp_path, corrupt=True)["images"]
-    assert [image["loaded"] for image in images] == [False] + [True] * (len(OVERVIEW) - 1)
+    assert [image["loaded"] for image in images] == [False] + [True] * (len(PAGE) - 1)
 
 
 def test_a_screenshot_shows_the_page(run_dir: Path, tmp_path: Path) -> None:

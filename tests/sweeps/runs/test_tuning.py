@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 import pytest
+import ray
 from ray import tune
 from ray.tune.execution import class_cache
 from ray.tune.schedulers import ASHAScheduler
@@ -51,6 +52,7 @@ def tuner_parts(run_plan: RunPlan, tune_dir: Place) -> tuple[Any, Fanout]:
     """The Tuner's own view of what it was given (Tune keeps it in its local tuner)."""
     fanout = Fanout(run_plan.configs, run_plan.groups, Listener(), [])
     tuner = make_tuner(run_plan, tune_dir, "run", None, fanout)
+    assert not ray.is_initialized()  # a Tuner made, no Ray started (the next test's fixture)
     return tuner._local_tuner, fanout
 
 
