@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -45,6 +46,18 @@ def wait_for_rows(process: subprocess.Popen[str], pattern: str, root: Path, coun
     while len(list(root.glob(pattern))) < count:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.005)
+
+
+def interrupted(command: list[str], env: dict[str, str], root: Path, pattern: str,
+                count: int) -> tuple[int, str]:  # fmt: skip
+    """Run `command`, Ctrl-C it once `count` trials files match `pattern` under `root`:
+    its exit code and stderr."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for_rows(process, pattern, root, count)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
 
 
 def free_port() -> int:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers.processes import interrupted
 from tests.sweeps.conftest import plugin_env
 
 pytestmark = pytest.mark.slow
@@ -103,17 +104,9 @@ def test_interrupted_run_resumes_with_each_trial_once(tmp_path: Path) -> None:
         "max_concurrent": 1,
     }))  # fmt: skip
     results = tmp_path / "results"
-    process = subprocess.Popen(
-        [*SWEEPS, "run", str(spec), "--results", str(results)], env=plugin_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(list(results.glob("sleepy/*/trials/*.parquet"))) < 2:
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1
+    command = [*SWEEPS, "run", str(spec), "--results", str(results)]
+    code, stderr = interrupted(command, plugin_env(), results, "sleepy/*/trials/*.parquet", 2)
+    assert code == 1, stderr
     (run_dir,) = (results / "sleepy").iterdir()
     assert f"sweeps resume {run_dir}" in stderr
     before = pd.read_parquet(run_dir / "trials")

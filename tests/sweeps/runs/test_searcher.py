@@ -4,9 +4,7 @@ search interrupted and resumed (each configuration once, the search going on).""
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import yaml
 
 from sweeps.plan.spec import parse_spec
 from sweeps.runs.searcher import study_from_rows, tpe_searcher
+from tests.helpers.processes import interrupted
 from tests.sweeps.conftest import SWEEPS, plugin_env
 
 SPACE: dict[str, Any] = {
@@ -77,17 +76,9 @@ def test_an_interrupted_search_resumes_where_it_stopped(tmp_path: Path) -> None:
     spec.write_text(yaml.safe_dump({**SPACE, "num_samples": 7, "max_concurrent": 1,
                                     "base": {"epochs": 2, "sleep_s": 0.3}}))  # fmt: skip
     results = tmp_path / "results"
-    process = subprocess.Popen(
-        [*SWEEPS, "run", str(spec), "--results", str(results)], env=plugin_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while len(list(results.glob("bowl/*/trials/*.parquet"))) < 3:
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1, stderr
+    command = [*SWEEPS, "run", str(spec), "--results", str(results)]
+    code, stderr = interrupted(command, plugin_env(), results, "bowl/*/trials/*.parquet", 3)
+    assert code == 1, stderr
     assert "search: Optuna's TPE proposes each configuration from the results so far, 1 at" \
            " a time" in stderr  # fmt: skip
     (run_dir,) = (results / "bowl").iterdir()
