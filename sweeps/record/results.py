@@ -65,7 +65,9 @@ from sweeps.record.protocol import scalars
 class RunWriter(Listener):
     """Writes the rows of the configurations that end, as they end: the record of a run.
 
-    Knows nothing of Ray: it takes the events of sweeps.record.fanout.
+    Knows nothing of Ray: it takes the events of sweeps.record.fanout. `configs` show
+    every key the run's configurations have and each kind of value (the plan's `shapes`):
+    the trials' columns are made from them.
     """
 
     def __init__(
