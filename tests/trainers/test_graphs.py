@@ -23,7 +23,7 @@ from trainers.bundle import Bundle
 from trainers.data import make_splits
 from trainers.step import PickedEpoch
 
-MNIST = {"dataset": "mnist", "device": "cpu", "threads": 2, "epochs": 3, "batch_size": 50}
+MNIST = {"dataset": "mnist", "device": "cpu", "threads": 2, "epochs": 3, "batch_size": 10}
 # Every kind of step the trainer captures: K = 1 and fused (one order and orders of their
 # own), SGD and Adam, cross-entropy and MSE, the report's three CNNs.
 BUNDLES = {
@@ -43,14 +43,14 @@ BUNDLES = {
 
 @pytest.fixture(scope="module")
 def small_mnist(mnist) -> Dataset:
-    """Real MNIST, 525 training and 100 test images: 10 full batches of 50 and a tail of
-    25, small enough to train the CNNs on the CPU in seconds."""
+    """Real MNIST, 105 training and 20 test images: 10 full batches of 10 and a tail of
+    5, small enough to train the CNNs on the CPU in seconds."""
     return dataclasses.replace(
         mnist,
-        train_images=mnist.train_images[:525],
-        train_labels=mnist.train_labels[:525],
-        test_images=mnist.test_images[:100],
-        test_labels=mnist.test_labels[:100],
+        train_images=mnist.train_images[:105],
+        train_labels=mnist.train_labels[:105],
+        test_images=mnist.test_images[:20],
+        test_labels=mnist.test_labels[:20],
     )
 
 
