@@ -20,7 +20,7 @@ import ray
 
 from sweeps.plan.spec import load_spec, parse_spec
 from sweeps.record.results import read_trials
-from sweeps.runs.runner import load_shared_dataset, run_sweep
+from sweeps.runs.runner import prepare, run_sweep
 from trainers import DataNotFoundError, train
 
 
@@ -50,10 +50,10 @@ def main() -> None:
 
     try:
         spec = one_trial_spec("mnist", args.epochs)
-        dataset = load_shared_dataset(spec, None)
+        _, dataset = prepare(spec, None)
     except DataNotFoundError:
         spec = one_trial_spec("digits", args.epochs)
-        dataset = load_shared_dataset(spec, None)
+        _, dataset = prepare(spec, None)
     config = {"dataset": spec.dataset, **spec.base}
     quiet = lambda message: None  # noqa: E731
 

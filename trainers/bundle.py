@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainers.config import ConfigError, TrainConfig, checked_configs
+from trainers.config import ConfigError, TrainConfig, check_fusable, checked_configs
 from trainers.data import NUM_CLASSES, Dataset, Split, Splits, make_splits
 from trainers.device import device_name, pin_precision, precision, resolve_device, resolve_threads
-from trainers.fused import FusedMLP, check_fusable
+from trainers.fused import FusedMLP
 from trainers.graphs import CUDNN_RTOL, FirstEpoch, GraphedEpoch, capture_epoch
 from trainers.losses import per_sample_loss
 from trainers.models import MLP, build_model, parameter_count
@@ -41,7 +41,7 @@ EVAL_CHUNK = 2048  # rows per forward pass when evaluating: bounds CNN activatio
 
 class Bundle:
     """The members of one bundle, their step, the epochs that feed it and their metrics.
-    `cfgs` share everything but trainers.fused.FUSABLE_KEYS; `splits` are on the device
+    `cfgs` share everything but trainers.config.FUSABLE_KEYS; `splits` are on the device
     the bundle trains on. `Bundle.from_configs` builds one from a sweep's configurations."""
 
     def __init__(self, cfgs: Sequence[TrainConfig], splits: Splits) -> None:

@@ -223,3 +223,32 @@ def _widths(value: Any) -> tuple[int, ...]:
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
             raise ConfigError(f"hidden widths must be integers >= 1, got {width!r} in {value!r}")
     return tuple(value)
+
+
+# Keys whose values may differ between the members of one bundle.
+FUSABLE_KEYS = ("activation", "lr", "loss", "kernel_initializer", "seed")
+
+
+def fusion_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
+    """Configurations with equal keys can train as one bundle; None: this one cannot
+    (only MLPs fuse)."""
+    if cfg.model != "mlp":
+        return None
+    return tuple(
+        (key, value) for key, value in dataclasses.asdict(cfg).items() if key not in FUSABLE_KEYS
+    )
+
+
+def check_fusable(cfgs: Sequence[TrainConfig]) -> None:
+    """ConfigError naming the first key on which the configurations may not differ."""
+    for cfg in cfgs:
+        if cfg.model != "mlp":
+            raise ConfigError(f"only MLPs fuse; got model {cfg.model!r}")
+    first = dataclasses.asdict(cfgs[0])
+    for cfg in cfgs[1:]:
+        for key, value in dataclasses.asdict(cfg).items():
+            if key not in FUSABLE_KEYS and value != first[key]:
+                raise ConfigError(
+                    f"configurations fuse only when they share {key}; got {first[key]!r}"
+                    f" and {value!r}"
+                )

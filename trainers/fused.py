@@ -9,50 +9,20 @@ Activations and losses are applied per run of members that share them, learning 
 per model (trainers.optim).
 
 Each member sees exactly the batches, initial weights and updates it would see trained
-alone: configurations fuse when they agree on everything but `FUSABLE_KEYS`
-(`fusion_key`).
+alone: configurations fuse when they agree on everything but
+`trainers.config.FUSABLE_KEYS` (`trainers.config.fusion_key`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from trainers.activations import Activation
-from trainers.config import ConfigError, TrainConfig
 from trainers.losses import logits_gradient
 from trainers.models import MLP
-
-# Keys whose values may differ between the members of one bundle.
-FUSABLE_KEYS = ("activation", "lr", "loss", "kernel_initializer", "seed")
-
-
-def fusion_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
-    """Configurations with equal keys can train as one bundle; None: this one cannot
-    (only MLPs fuse)."""
-    if cfg.model != "mlp":
-        return None
-    return tuple(
-        (key, value) for key, value in dataclasses.asdict(cfg).items() if key not in FUSABLE_KEYS
-    )
-
-
-def check_fusable(cfgs: Sequence[TrainConfig]) -> None:
-    """ConfigError naming the first key on which the configurations may not differ."""
-    for cfg in cfgs:
-        if cfg.model != "mlp":
-            raise ConfigError(f"only MLPs fuse; got model {cfg.model!r}")
-    first = dataclasses.asdict(cfgs[0])
-    for cfg in cfgs[1:]:
-        for key, value in dataclasses.asdict(cfg).items():
-            if key not in FUSABLE_KEYS and value != first[key]:
-                raise ConfigError(
-                    f"configurations fuse only when they share {key}; got {first[key]!r}"
-                    f" and {value!r}"
-                )
 
 
 def runs(values: Sequence[Any]) -> list[tuple[int, int, Any]]:

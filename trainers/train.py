@@ -48,7 +48,7 @@ def train_members(
 ) -> list[dict[str, Any]]:
     """Train `configs` together; each one's final metrics, in their order.
 
-    More than one must be MLPs agreeing on every key but trainers.fused.FUSABLE_KEYS
+    More than one must be MLPs agreeing on every key but trainers.config.FUSABLE_KEYS
     (ConfigError names the first key they do not). `report` is called after every epoch
     with the list of each configuration's epoch metrics (what `train` reports for one).
     Whatever the bundle raises, ConfigError before any work included, is raised here.

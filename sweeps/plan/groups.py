@@ -5,7 +5,7 @@ Parquet rows): `resume` compares it with the rows written to know what is left. 
 parameters are drawn here, seeded by the spec, so the same spec always gives the same list.
 
 Each Tune trial trains one group of K >= 1 configurations. Configurations fuse into one
-group when `trainers.fused.fusion_key` says they can (MLPs agreeing on everything but
+group when `trainers.config.fusion_key` says they can (MLPs agreeing on everything but
 activation, lr, loss, initializer and seed, so `repeats` fuse too); a group is at most
 `max_bundle` large. `max_bundle: auto` on the CPU splits the fusable configurations over
 the trial slots, at most `MAX_BUNDLE` a group, and leaves batches below `CPU_MIN_BATCH`
@@ -247,7 +247,7 @@ def _fusable_sets(
     if not fusable_spec(spec):
         return [[index] for index in indices]
     from trainers import TrainConfig
-    from trainers.fused import fusion_key
+    from trainers.config import fusion_key
 
     on_gpu = float(spec.resources.gpus) > 0
     sets: dict[Any, list[int]] = {}

@@ -18,7 +18,7 @@ from analysis.place import Place, StorageError, not_writable
 from analysis.rundir import EPOCHS, LOCK, TRIALS, TUNE, RunDir, Status
 from sweeps.cluster.resources import say_if_waiting, slots
 from sweeps.cluster.session import Say, check_address, ray_session
-from sweeps.plan.groups import RunPlan, configurations, plan_run, shapes
+from sweeps.plan.groups import RunPlan, plan_run
 from sweeps.plan.spec import SweepSpec
 from sweeps.record.progress import status_every_s
 from sweeps.record.results import finished_configs, read_trials
@@ -29,10 +29,9 @@ from sweeps.runs.runlock import run_lock
 from sweeps.runs.runner import (
     RunOutcome,
     abandon_run,
-    check_configs,
     finish_run,
     fit_plan,
-    load_shared_dataset,
+    prepare,
     say_fused,
 )
 from sweeps.runs.sigterm import TermAsInterrupt
@@ -86,9 +85,7 @@ def _resume_sweep(
     dashboard: bool,
     import_path: list[str],
 ) -> RunOutcome:
-    configs = configurations(spec)
-    dataset = load_shared_dataset(spec, data_dir)
-    check_configs(spec, shapes(spec, configs), dataset)  # a trainer gone fails here, once
+    configs, dataset = prepare(spec, data_dir)
     status_every_s()
     check_address(address)
     with run_lock(run_dir):

@@ -110,14 +110,18 @@ class RunOutcome:
         return self.check.error(" (so ASHA stopped none)" if self.spec.scheduler == "asha" else "")
 
 
-def load_shared_dataset(spec: SweepSpec, data_dir: str | None) -> Any:
-    """The dataset every trial trains on, loaded once by the driver (None: the user's
-    trainer loads its own data)."""
-    if spec.dataset is None:
-        return None
-    from trainers import load_dataset
+def prepare(spec: SweepSpec, data_dir: str | None) -> tuple[list[Config], Any]:
+    """The spec's configurations and the dataset every trial trains on, loaded once by the
+    driver (None: the user's trainer loads its own data), each configuration checked
+    against it before anything starts (a trainer gone from the path fails here, once)."""
+    configs = configurations(spec)
+    dataset = None
+    if spec.dataset is not None:
+        from trainers import load_dataset
 
-    return load_dataset(spec.dataset, data_dir)
+        dataset = load_dataset(spec.dataset, data_dir)
+    check_configs(spec, shapes(spec, configs), dataset)
+    return configs, dataset
 
 
 def check_configs(spec: SweepSpec, configs: list[Config], dataset: Any = None) -> None:
@@ -192,9 +196,7 @@ def _run_sweep(
     dashboard: bool,
     import_path: list[str],
 ) -> RunOutcome:
-    configs = configurations(spec)
-    dataset = load_shared_dataset(spec, data_dir)
-    check_configs(spec, shapes(spec, configs), dataset)
+    configs, dataset = prepare(spec, data_dir)
     run_id = run_id or new_run_id()
     run_dir = new_run_dir(spec, results, run_id)
     status_every_s()  # a bad $SWEEPS_STATUS_EVERY_S is one line now, not once Ray is up

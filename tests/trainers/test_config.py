@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from trainers import ConfigError, TrainConfig, train
+from trainers.config import check_fusable, fusion_key
 
 
 def test_defaults_resolve_to_model_a_with_keras_learning_rates() -> None:
@@ -64,3 +67,31 @@ def test_train_rejects_bad_config_before_any_epoch(digits) -> None:
     with pytest.raises(ConfigError, match="dataset is 'mnist' but the data given is 'digits'"):
         train({"dataset": "mnist"}, digits, reports.append)
     assert reports == []
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        ({"batch_size": 32}, "share batch_size; got 64 and 32"),
+        ({"epochs": 3}, "share epochs; got 20 and 3"),
+        ({"hidden": [32]}, "share hidden; got (64,) and (32,)"),
+        ({"optimizer": "adam"}, "share optimizer; got 'sgd' and 'adam'"),
+        ({"model": "cnn1"}, "only MLPs fuse; got model 'cnn1'"),
+    ],
+)
+def test_configurations_that_cannot_fuse_are_refused(second, message) -> None:
+    first = {"batch_size": 64}
+    configs = [TrainConfig.from_dict(first), TrainConfig.from_dict({**first, **second})]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_fusable(configs)
+
+
+def test_fusion_key_ignores_only_the_fusable_keys() -> None:
+    def key(**config):
+        return fusion_key(TrainConfig.from_dict(config))
+
+    assert key(activation="relu", lr=0.1, loss="mse") == key(kernel_initializer="he_uniform")
+    assert key(seed=1) == key(seed=2)  # repeats fuse: each member has its own batch order
+    assert key(batch_size=32) != key(batch_size=64)
+    assert key(graphs="off") != key(graphs="auto")
+    assert key(model="cnn1") is None

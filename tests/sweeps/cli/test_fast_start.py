@@ -1,4 +1,5 @@
-"""The commands that start no run import neither torch nor Ray: they answer at once."""
+"""The commands that start no run import neither torch nor Ray: they answer at once. A
+run's driver imports Ray but not torch: its trials train, on the workers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers.runs import write_run
+from tests.helpers.tensorboard import read_events
 
 # The console script's main, in-process as `sweeps ARGS` runs it; then, whatever the exit,
 # the torch and Ray modules it imported, as the last line of stdout.
@@ -64,3 +66,18 @@ def test_report_threshold_compare_of_finished_runs_import_neither_torch_nor_ray(
     code, imported, stderr = sweeps("report", str(tmp_path / "missing"))
     assert code == 2 and stderr.startswith("error:"), stderr
     assert imported == []
+
+
+@pytest.mark.slow
+def test_a_runs_driver_imports_ray_but_not_torch(tmp_path: Path) -> None:
+    # Two MLPs that fuse (the plan asks which may), with TensorBoard's logger on.
+    args = ["run", "quickstart", "--epochs", "1", "--set", "batch_size=64",
+            "--set", "lr=0.1,0.3", "--results", str(tmp_path)]  # fmt: skip
+    code, imported, stderr = sweeps(*args)
+    assert code == 0, stderr
+    assert "ray" in imported and not [m for m in imported if m.split(".")[0] == "torch"]
+    folders = sorted(tmp_path.glob("quickstart/*/tensorboard/*"))
+    assert len(folders) == 2  # and its logger wrote every configuration's curves
+    for folder in folders:
+        events = read_events(folder)
+        assert list(events.scalars["val_accuracy"]) == [1] and events.status == "STATUS_SUCCESS"

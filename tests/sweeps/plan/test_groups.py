@@ -16,7 +16,7 @@ from sweeps.plan.groups import (
 )
 from sweeps.plan.spec import load_spec, parse_spec, preset_names, read_yaml
 from trainers import TrainConfig
-from trainers.fused import check_fusable
+from trainers.config import check_fusable
 from trainers.pack import MAX_BUNDLES
 
 ACTIVATIONS = ["sigmoid", "relu", "tanh", "leaky_relu", "selu", "elu", "exponential", "linear"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,17 @@ def test_a_run_that_cannot_be_read_back_names_the_file(tmp_path: Path, case: str
 
 
 @pytest.mark.slow  # starts Ray
+def test_torch_version_is_torchs_own_read_without_importing_torch() -> None:
+    # The driver records the version but trains nothing: importing torch cost it 2.3 s.
+    script = (
+        "import sys; from sweeps.runs.manifest import torch_version; v = torch_version();"
+        " print('torch' in sys.modules); import torch; print(v == torch.__version__, v)"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout.split()  # fmt: skip
+    assert shown[:2] == ["False", "True"] and "." in shown[2], shown
+
+
 @pytest.mark.usefixtures("local_ray")
 @pytest.mark.parametrize("address", [None, "ray://head:10001"])
 def test_a_new_manifest_says_what_ran_where_and_when(address: str | None) -> None:
