@@ -30,6 +30,7 @@ from rich.text import Text
 from analysis.numbers import value_text
 from analysis.render import rich_table
 from analysis.rundir import FINISHED, Status
+from analysis.threshold import infer_mode
 from sweeps.plan.groups import Config, RunPlan
 from sweeps.plan.spec import SpecError
 from sweeps.record.events import Configuration, Ended, Epoch, Listener, Started
@@ -351,4 +352,8 @@ def summary_table(trials: pd.DataFrame, swept: list[str], metric: str, mode: str
         ordered = trials.sort_values(metric, ascending=mode == "min", na_position="last")
     words = {Status.DONE.value: "done", Status.STOPPED.value: "stopped"}
     shown = ordered[columns].assign(status=ordered["status"].replace(words))
-    return rich_table(shown.reset_index(drop=True))
+    # Swept values with the digits that tell them apart (7.9e-05 and 0.00011, not 0.0001
+    # twice), metrics with those their best and runner-up need.
+    modes = {column: mode if column == metric else infer_mode(column)
+             for column in (metric, "val_accuracy", "val_loss") if column in columns}  # fmt: skip
+    return rich_table(shown.reset_index(drop=True), keys=swept, metrics=modes)

@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -37,6 +38,23 @@ def test_the_running_table_never_cuts_an_id_or_a_number() -> None:
         words = {word for line in lines for word in line.split()}
         assert {"4f2a1_00012-3", "12/20", "0.9731", "4f2a1_00013", "-/20"} <= words, width
         assert ("batch_size=512" in words) == config_shown, (width, lines)
+
+
+def test_the_summary_tells_sampled_values_apart_and_ranks_by_the_specs_metric() -> None:
+    trials = pd.DataFrame({
+        "trial_id": ["t_00000", "t_00001", "t_00002"], "lr": [7.9e-05, 0.00011, 0.5],
+        "status": ["TERMINATED", "TERMINATED", "ERROR"],
+        "val_f1": [0.81234, 0.81281, None], "val_accuracy": [0.9, 0.91, None],
+    })  # fmt: skip
+    console = Console(file=io.StringIO(), width=120)
+    console.print(progress.summary_table(trials, ["lr"], "val_f1", "max"))
+    rows = [line.split("│")[1:-1] for line in console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+            if line.startswith("│")]  # fmt: skip
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["t_00001", "0.00011", "done", "0.8128", "0.9100"],  # 4 decimals: the best two differ
+        ["t_00000", "7.9e-05", "done", "0.8123", "0.9000"],  # (0.0001 twice, before)
+        ["t_00002", "0.5", "ERROR", "-", "-"],
+    ]
 
 
 @pytest.mark.slow
