@@ -88,9 +88,8 @@ def torch_version() -> str:
     without importing torch: the driver trains nothing, and the import took it 2.3 s."""
     spec = importlib.util.find_spec("torch")
     assert spec is not None and spec.submodule_search_locations, "torch is a dependency"
-    return runpy.run_path(os.path.join(spec.submodule_search_locations[0], "version.py"))[
-        "__version__"
-    ]
+    version_file = os.path.join(spec.submodule_search_locations[0], "version.py")
+    return runpy.run_path(version_file)["__version__"]
 
 
 def recorded_import_path(manifest: dict[str, Any]) -> list[str]:

@@ -117,7 +117,6 @@ def test_a_run_that_cannot_be_read_back_names_the_file(tmp_path: Path, case: str
     assert str(raised.value).startswith(says.format(uri=place.uri)), str(raised.value)
 
 
-@pytest.mark.slow  # starts Ray
 def test_torch_version_is_torchs_own_read_without_importing_torch() -> None:
     # The driver records the version but trains nothing: importing torch cost it 2.3 s.
     script = (
@@ -129,6 +128,7 @@ def test_torch_version_is_torchs_own_read_without_importing_torch() -> None:
     assert shown[:2] == ["False", "True"] and "." in shown[2], shown
 
 
+@pytest.mark.slow  # starts Ray
 @pytest.mark.usefixtures("local_ray")
 @pytest.mark.parametrize("address", [None, "ray://head:10001"])
 def test_a_new_manifest_says_what_ran_where_and_when(address: str | None) -> None:
