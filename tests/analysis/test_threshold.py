@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import RunDataError, find_threshold
-from analysis.threshold import measured
+from analysis.threshold import _t_quantile, measured
 
 REPORT_A = pd.DataFrame({
     "batch_size": [512, 256, 128, 64, 32, 16, 8],
@@ -165,3 +165,10 @@ def test_a_run_where_every_trial_diverged_has_no_threshold() -> None:
     diverged = REPORT_A.assign(status="DIVERGED")
     with pytest.raises(RunDataError, match=r"no trial has both .*\(7 diverged trials left out\)"):
         find_threshold(diverged)
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 4.7, 29.3, 1000])
+def test_the_t_quantile_is_scipy_stats_own(dof: float) -> None:
+    from scipy import stats
+
+    assert _t_quantile(dof) == stats.t.ppf(0.975, dof)
