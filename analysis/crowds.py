@@ -28,8 +28,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patheffects import withStroke
 
 from analysis.load import hashable
-from analysis.numbers import value_texts
-from analysis.scales import SEQUENTIAL, colours, is_number, log_base, ordered
+from analysis.numbers import is_number, value_texts
+from analysis.scales import SEQUENTIAL, colours, log_base, ordered
 
 CROWD = 12  # series a legend can name; past it a figure is a crowd
 HIGHLIGHTED = 3  # the best and the worst configurations drawn out of a crowd, each

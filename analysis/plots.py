@@ -28,12 +28,11 @@ from analysis.axes import averaged, check_apart, other_axes, repeats
 from analysis.load import RunDataError, hashable, require_numeric
 from analysis.marks import Reference, draw_references, draw_threshold, in_panel, legend
 from analysis.metrics import epoch_metrics
-from analysis.numbers import value_texts
+from analysis.numbers import is_number, value_texts
 from analysis.rundir import DEFAULT_METRIC
 from analysis.scales import (
     colours,
     config_label,
-    is_number,
     log_base,
     ordered,
     series_colours,

@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.colors import ListedColormap
 
 from analysis.load import hashable
-from analysis.numbers import value_text
+from analysis.numbers import is_number, value_text
 
 # viridis short of its pale yellow end, which vanishes on white.
 SEQUENTIAL = ListedColormap(colormaps["viridis"](np.linspace(0.0, 0.85, 256)), "viridis_short")
@@ -26,10 +26,6 @@ def ordered(values: Sequence[Any], order: Sequence[Any] | None = None) -> list[A
         return sorted(distinct)
     position = {hashable(v): i for i, v in enumerate(order or [])}
     return sorted(distinct, key=lambda v: (position.get(v, len(position)), str(v)))
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 def log_base(values: Sequence[Any]) -> int | None:

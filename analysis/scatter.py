@@ -19,8 +19,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from analysis.load import hashable
+from analysis.numbers import is_number
 from analysis.plots import direction, heading, scored_trials
-from analysis.scales import is_number, log_base, ordered
+from analysis.scales import log_base, ordered
 
 MAX_COLUMNS = 3
 
