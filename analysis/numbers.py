@@ -29,6 +29,11 @@ METRIC_DIGITS = 4  # significant digits a metric's largest value keeps, at least
 MAX_DECIMALS = 15  # beyond this two floats differ in noise only
 
 
+def count(number: int, noun: str) -> str:
+    """ "1 trial", "2 trials": a number and its noun, plural but for one."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def is_number(value: Any) -> bool:
     """An int or a float (numpy's too), not a bool."""
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(

@@ -15,7 +15,7 @@ from analysis import Run, Threshold, find_threshold, report_table
 from analysis.importance import importance
 from analysis.load import hashable
 from analysis.metrics import BUILT_IN, metric_mode, run_metric, shown_metrics
-from analysis.numbers import metric_decimals, metric_text, value_text
+from analysis.numbers import count, metric_decimals, metric_text, value_text
 from analysis.render import threshold_block, threshold_frame
 from analysis.rundir import DEFAULT_METRIC, Status
 from analysis.settings import mark_reference
@@ -88,7 +88,7 @@ class Report:
         if planned and written < planned:
             return (f"{head}{written} of {planned} trials ({counts}); the rest never ran:"
                     f" `sweeps resume {s['path']}`")  # fmt: skip
-        return f"{head}{written} trials, {counts}"
+        return f"{head}{count(written, 'trial')}, {counts}"
 
     def tables(self) -> dict[str, tuple[str, pd.DataFrame, list[str]]]:
         """Each table the report has, by its name in JSON: (heading, frame, sources)."""

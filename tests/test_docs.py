@@ -60,7 +60,7 @@ SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
 RUN_ID = re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{4}\b")
-RUN_LINE = re.compile(r"^run (\S+): \d+ trials", re.M)
+RUN_LINE = re.compile(r"^run (\S+): \d+ trials?", re.M)
 EXIT = re.compile(r"\s+#\s*exit\s+(\d+)\s*$")
 COMMAND_TIMEOUT_S = 300
 

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
+from analysis.numbers import count
 from sweeps.cli import export as export_cli
 from sweeps.cli import jobs as jobs_cli
 from sweeps.cli import report as report_cli
@@ -209,7 +210,7 @@ def _conclude(outcome: Any) -> None:
         errors.print(f"warning: {escape(line)}", highlight=False, soft_wrap=True)
     done, diverged = outcome.counts.get(Status.DONE, 0), outcome.counts.get(Status.DIVERGED, 0)
     console.print(
-        f"{outcome.total} trials: {done} finished,"
+        f"{count(outcome.total, 'trial')}: {done} finished,"
         + (f" {outcome.stopped} stopped early," if outcome.stopped else "")
         + (f" {diverged} diverged," if diverged else "")
         + f" {outcome.failed} failed, {outcome.total - outcome.finished} not run."

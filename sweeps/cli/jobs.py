@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from analysis.numbers import count
 from sweeps.cli.console import console, say
 from sweeps.cli.options import (
     CallbackOption,
@@ -128,7 +129,7 @@ def submit(
         say(line)
     run_id = jobs.call(lambda: jobs.submit(client, sweep, new_run_id(), results, data_dir,
                                            code), address)  # fmt: skip
-    say(f"submitted {sweep.name} ({sweep.trial_count} trials) as job {run_id}")
+    say(f"submitted {sweep.name} ({count(sweep.trial_count, 'trial')}) as job {run_id}")
     console.print(run_id, highlight=False)
     say(f"results: {results}/{sweep.name}/{run_id}   follow: sweeps logs {run_id} --follow")
 

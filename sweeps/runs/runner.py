@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from analysis.numbers import count
 from analysis.place import Place
 from analysis.rundir import SPEC, TUNE, Status
 from sweeps.cluster.resources import resolve_gpus, say_if_waiting, slots
@@ -221,7 +222,7 @@ def _run_sweep(
             write_manifest(run_dir, manifest)
             total = len(configs)
             terminated.when_stuck(lambda: abandon_run(plan.spec, run_dir, manifest, total, say))
-            say(f"run {run_id}: {len(configs)} trials -> {run_dir}")
+            say(f"run {run_id}: {count(len(configs), 'trial')} -> {run_dir}")
             say_fused(plan, say)
             if spec.search == "tpe":
                 at_once = f", {spec.max_concurrent} at a time" if spec.max_concurrent else ""
@@ -245,15 +246,15 @@ def abandon_run(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total
 def say_fused(plan: RunPlan, say: Say) -> None:
     fused = plan.fused
     if fused:
-        bundles, trials = _count(len(fused), "bundle"), _count(len(plan.groups), "Tune trial")
+        bundles, trials = count(len(fused), "bundle"), count(len(plan.groups), "Tune trial")
         say(f"fused: {sum(map(len, fused))} of them train in {bundles} of up to"
             f" {plan.spec.max_bundle}; {trials} in all")  # fmt: skip
     if plan.packed:
         bundles = sum(len(plan.sizes[group]) for group in plan.packed)
         how = ("their kernels overlapping on CUDA streams" if float(plan.spec.resources.gpus) > 0
                else "taking turns on the CPU")  # fmt: skip
-        say(f"packed: {bundles} bundles in {_count(len(plan.packed), 'Tune trial')} (a process"
-            f" a trial), {how} (the cluster runs {_count(plan.slots, 'trial')} at once;"
+        say(f"packed: {bundles} bundles in {count(len(plan.packed), 'Tune trial')} (a process"
+            f" a trial), {how} (the cluster runs {count(plan.slots, 'trial')} at once;"
             " --pack off: a trial a bundle)")  # fmt: skip
 
 
@@ -283,7 +284,7 @@ def fit_plan(plan: RunPlan, run_dir: Place, run_id: str, dataset: Any, name: str
     level = tune_logger.level
     tune_logger.setLevel(logging.CRITICAL)
     if say is not None:
-        say(f"starting {_count(min(plan.slots, len(plan.groups)), 'worker')}")
+        say(f"starting {count(min(plan.slots, len(plan.groups)), 'worker')}")
     try:
         tuner.fit()
     finally:
@@ -313,7 +314,3 @@ def finish_run(spec: SweepSpec, run_dir: Place, manifest: dict[str, Any], total:
     )
     missing = check is not None and bool(check.missing)
     return RunOutcome(spec, run_dir.uri, total, counts, check, missing and not had)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

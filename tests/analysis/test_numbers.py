@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from analysis.numbers import metric_decimals, metric_text, value_text, value_texts
+from analysis.numbers import count, metric_decimals, metric_text, value_text, value_texts
 from analysis.render import Whole, markdown, rich_table
 
 
@@ -106,3 +106,7 @@ def test_the_progress_lines_print_a_sampled_value_briefly() -> None:
     shown = SimpleNamespace(swept=["lr", "width", "hidden"])
     config = {"lr": 0.008632909096921014, "width": 64, "hidden": [64, 64]}
     assert LiveProgress._config(shown, config) == "lr=0.008633 width=64 hidden=[64, 64]"  # type: ignore[arg-type]
+
+
+def test_a_count_names_one_thing_in_the_singular() -> None:
+    assert [count(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]

@@ -77,7 +77,7 @@ def test_sweeps_queue_for_the_sweep_slot_and_finish(head: dict[str, str], tmp_pa
     logs = sweeps(head, "logs", first_id)
     assert logs.returncode == 0 and "4 trials: 4 finished, 0 failed" in logs.stdout
     followed = sweeps(head, "logs", second_id, "--follow")  # ends when the job has ended
-    assert followed.returncode == 0 and "1 trials: 1 finished, 0 failed" in followed.stdout
+    assert followed.returncode == 0 and "1 trial: 1 finished, 0 failed" in followed.stdout
     unknown = sweeps(head, "status", "no-such-job")
     assert unknown.returncode == 2 and "no such job" in unknown.stderr
 
