@@ -29,9 +29,10 @@ METRIC_DIGITS = 4  # significant digits a metric's largest value keeps, at least
 MAX_DECIMALS = 15  # beyond this two floats differ in noise only
 
 
-def count(number: int, noun: str) -> str:
-    """ "1 trial", "2 trials": a number and its noun, plural but for one."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+def count(number: float, noun: str) -> str:
+    """ "1 trial", "2 trials", "0.5 GPUs": a number and its noun, plural but for one."""
+    text = f"{number:g}" if isinstance(number, float) else str(number)
+    return f"{text} {noun}{'' if number == 1 else 's'}"
 
 
 def is_number(value: Any) -> bool:

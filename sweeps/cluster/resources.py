@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.numbers import count
 from sweeps.cluster.session import Say
 from sweeps.plan.groups import packs_apply
 from sweeps.plan.spec import SweepSpec
@@ -85,23 +86,19 @@ def _shortfall(nodes: list[dict[str, float]], cpus: float, gpus: float) -> str:
     most_cpus = max((node.get("CPU", 0) for node in nodes), default=0)
     most_gpus = max((node.get("GPU", 0) for node in nodes), default=0)
     cluster = (
-        f"cluster: {_count(sum(n.get('CPU', 0) for n in nodes), 'CPU')},"
-        f" {_count(sum(n.get('GPU', 0) for n in nodes), 'GPU')}"
+        f"cluster: {count(sum(n.get('CPU', 0) for n in nodes), 'CPU')},"
+        f" {count(sum(n.get('GPU', 0) for n in nodes), 'GPU')}"
     )
     if most_cpus < cpus:
-        asked, largest = _count(cpus, "CPU"), _count(most_cpus, "CPU")
+        asked, largest = count(cpus, "CPU"), count(most_cpus, "CPU")
     elif most_gpus < gpus:
-        asked, largest = _count(gpus, "GPU"), _count(most_gpus, "GPU")
+        asked, largest = count(gpus, "GPU"), count(most_gpus, "GPU")
     else:
         return (
-            f"a trial asks for {_count(cpus, 'CPU')} and {_count(gpus, 'GPU')}"
+            f"a trial asks for {count(cpus, 'CPU')} and {count(gpus, 'GPU')}"
             f" but no node has both ({cluster})"
         )
     return f"a trial asks for {asked} but the largest node has {largest} ({cluster})"
-
-
-def _count(amount: float, unit: str) -> str:
-    return f"{amount:g} {unit}" + ("" if amount == 1 else "s")
 
 
 def _autoscaling() -> bool:

@@ -109,4 +109,6 @@ def test_the_progress_lines_print_a_sampled_value_briefly() -> None:
 
 
 def test_a_count_names_one_thing_in_the_singular() -> None:
-    assert [count(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
+    assert [count(n, "trial") for n in (0, 1, 2, 10_000_000)] == [
+        "0 trials", "1 trial", "2 trials", "10000000 trials"]  # fmt: skip
+    assert [count(n, "GPU") for n in (0.5, 1.0, 2.0)] == ["0.5 GPUs", "1 GPU", "2 GPUs"]
